@@ -1,0 +1,113 @@
+"""The Magnet web service: `create_app(config)` builds a configured Flask app."""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.config import Config
+
+try:
+    __version__ = version("magnet")
+except PackageNotFoundError:  # running from a checkout without `pip install -e .`
+    __version__ = "0.0.0"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error handlers, auth."""
+    from app import auth, crypto
+    from app.api import register_blueprints
+    from app.errors import register_error_handlers
+    from app.extensions import api, db, migrate
+
+    config = config or Config.from_env()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__)
+    app.config.update(_flask_settings(config))
+    app.extensions["magnet.config"] = config
+    app.extensions["magnet.fernet"] = crypto.make_fernet(config.resolved_secret_key())
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_root() / "migrations"))
+    api.init_app(app)
+    register_error_handlers(app)
+    register_blueprints(api, app)
+    auth.check_every_route_declares_a_role(app)
+
+    app.before_request(_limit_json_body)
+    app.before_request(auth.authenticate)
+    return app
+
+
+def config_root():
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT
+
+
+def _flask_settings(config: Config) -> dict:
+    return {
+        "SECRET_KEY": config.resolved_secret_key(),
+        "TESTING": config.testing,
+        "SQLALCHEMY_DATABASE_URI": config.sqlalchemy_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": config.max_upload_bytes,
+        "API_TITLE": "Magnet",
+        "API_VERSION": __version__,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        # Served from the swagger-ui-bundle package, so the docs work on an air-gapped server.
+        "OPENAPI_SWAGGER_UI_URL": "/api/docs/static/",
+        "API_SPEC_OPTIONS": {
+            "info": {"description": "Self-hosted RAG and evaluation backend. See the README for conventions."},
+            "security": [{"ApiKeyHeader": []}, {"BearerKey": []}],
+            "components": {
+                "securitySchemes": {
+                    "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                    "BearerKey": {"type": "http", "scheme": "bearer"},
+                }
+            },
+        },
+    }
+
+
+def _limit_json_body():
+    """JSON bodies have their own, smaller limit than uploads: 413 before anything parses them."""
+    from flask import current_app
+
+    from app.errors import PayloadTooLarge, UnsupportedMediaType
+
+    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api"):
+        return
+    length = request.content_length or 0
+    mimetype = request.mimetype or ""
+    if length and not (mimetype == "application/json" or mimetype.endswith("+json")
+                       or mimetype.startswith("multipart/")):
+        raise UnsupportedMediaType(
+            f"Send the body as application/json (got {mimetype or 'no content type'}).",
+            details={"content_type": mimetype},
+        )
+    limit = current_app.extensions["magnet.config"].max_json_bytes
+    if not mimetype.startswith("multipart/") and length > limit:
+        raise PayloadTooLarge(
+            f"The JSON body is {length} bytes; the limit is {limit}.",
+            details={"limit_bytes": limit, "size_bytes": length},
+        )
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """SQLite: WAL for concurrent readers during writes, foreign keys on, and a busy timeout."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

@@ -1,0 +1,114 @@
+"""Pieces every resource uses: the success envelope, list arguments, pagination and field types."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import Select, func, select
+
+from app.extensions import db
+
+MAX_LIMIT = 100
+
+
+class UtcDateTime(fields.DateTime):
+    """ISO 8601 UTC with a trailing Z, e.g. 2026-11-23T13:16:35.123456Z."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class StrictSchema(Schema):
+    """Request bodies: unknown fields are an error (marshmallow's default RAISE), named in the reply."""
+
+
+class PartialSchema(Schema):
+    """Update bodies: every field optional, and fields not sent keep their value (no load_default)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["partial"] = True
+        super().__init__(*args, **kwargs)
+
+
+class PaginationSchema(Schema):
+    page = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class MessageSchema(Schema):
+    success = fields.Boolean(required=True)
+    message = fields.String(required=True)
+
+
+@cache
+def envelope(schema: type[Schema]) -> type[Schema]:
+    """`{"success": true, "data": <schema>}`: one class per schema, so the OpenAPI names stay unique."""
+    name = schema.__name__.removesuffix("Schema") + "Envelope"
+    return Schema.from_dict(
+        {"success": fields.Boolean(required=True), "data": fields.Nested(schema, required=True)}, name=name
+    )
+
+
+@cache
+def list_envelope(schema: type[Schema]) -> type[Schema]:
+    """`{"success": true, "data": [<schema>], "pagination": {...}}`."""
+    name = schema.__name__.removesuffix("Schema") + "ListEnvelope"
+    return Schema.from_dict(
+        {
+            "success": fields.Boolean(required=True),
+            "data": fields.List(fields.Nested(schema), required=True),
+            "pagination": fields.Nested(PaginationSchema, required=True),
+        },
+        name=name,
+    )
+
+
+def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, name: str) -> type[Schema]:
+    """Query arguments of a list route: page, limit, sort (whitelisted), order, plus filters."""
+    sortable = ("created_at", *sort_fields)
+    spec: dict[str, fields.Field] = {
+        "page": fields.Integer(load_default=1, validate=validate.Range(min=1)),
+        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT)),
+        "sort": fields.String(
+            load_default="created_at",
+            validate=validate.OneOf(sortable, error="sort must be one of: {choices}"),
+        ),
+        "order": fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc"))),
+    }
+    spec.update(extra or {})
+    return Schema.from_dict(spec, name=name)
+
+
+def ok(data: Any) -> dict:
+    return {"success": True, "data": data}
+
+
+def deleted(what: str) -> dict:
+    return {"success": True, "message": f"{what} deleted"}
+
+
+def paginate(query: Select, model, args: dict) -> dict:
+    """Run a list query with the envelope's pagination; ties on the sort column break by id."""
+    column = getattr(model, args["sort"])
+    direction = column.asc() if args["order"] == "asc" else column.desc()
+    tiebreak = model.id.asc() if args["order"] == "asc" else model.id.desc()
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    page, limit = args["page"], args["limit"]
+    rows = db.session.execute(query.order_by(direction, tiebreak).offset((page - 1) * limit).limit(limit))
+    return {
+        "success": True,
+        "data": list(rows.scalars()),
+        "pagination": {"page": page, "limit": limit, "total": total},
+    }
+
+
+def validate_json_object(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("must be a JSON object")

@@ -1,0 +1,117 @@
+"""The `magnet` command line: serve, seed, keys, and (from Flask-Migrate) `magnet db upgrade`."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import create_app
+
+
+def _app_factory():
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app_factory, add_default_commands=False, add_version_option=False)
+def main():
+    """Magnet: self-hosted RAG and evaluation backend."""
+
+
+@main.command("seed")
+@with_appcontext
+def seed_command():
+    """Create the built-in models and the demo data (idempotent)."""
+    from app.services.seed import seed_demo_data
+
+    for line in seed_demo_data():
+        click.echo(line)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
+@with_appcontext
+def serve_command(host: str, port: int, workers: int, threads: int):
+    """Start the service under gunicorn and print an admin key and a first curl."""
+    from app.services.api_keys import ensure_bootstrap_admin_key
+    from app.services.llm_models import ensure_builtin_models
+
+    ensure_builtin_models()
+    config = current_app.extensions["magnet.config"]
+    key_file = config.data_dir / "admin-key.txt"
+    key = ensure_bootstrap_admin_key(key_file)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"Magnet is starting on {base}  (API docs: {base}/api/docs)")
+    if key:
+        click.echo(f"Admin API key: {key}   (kept in {key_file}, mode 0600)")
+        click.echo(f"Try:  curl -H 'X-API-Key: {key}' {base}/api/status")
+    else:
+        click.echo(f"The bootstrap key in {key_file} was revoked; make one with: magnet keys create --role admin")
+    click.echo("")
+    _run_gunicorn(current_app._get_current_object(), host, port, workers, threads)
+
+
+def _run_gunicorn(app, host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("timeout", 300)  # streaming answers and uploads can take a while
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return app
+
+    _Server().run()
+
+
+@main.group("keys")
+def keys_group():
+    """Manage API keys directly on the database (works with the service stopped)."""
+
+
+@keys_group.command("create")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--name", default="cli", show_default=True)
+@with_appcontext
+def keys_create(role: str, name: str):
+    """Create a key and print it (shown this once)."""
+    from app.services.api_keys import create_key
+
+    record, key = create_key(name, role)
+    click.echo(f"{record.id}  role={role}")
+    click.echo(key)
+
+
+@keys_group.command("list")
+@with_appcontext
+def keys_list():
+    """List keys (prefix, role, last use)."""
+    from app.extensions import db
+    from app.models import ApiKey
+
+    for record in db.session.execute(db.select(ApiKey).order_by(ApiKey.created_at)).scalars():
+        state = "revoked" if record.revoked_at else "active"
+        click.echo(f"{record.id}  {record.prefix}…  {record.role:<8}  {state:<7}  {record.name}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@with_appcontext
+def keys_revoke(key_id: str):
+    """Revoke a key by id."""
+    from app.extensions import db
+    from app.models import ApiKey, utcnow
+
+    record = db.session.get(ApiKey, key_id)
+    if record is None:
+        raise click.ClickException(f"no key {key_id}")
+    record.revoked_at = utcnow()
+    db.session.commit()
+    click.echo(f"revoked {key_id}")

@@ -1,0 +1,89 @@
+"""Configuration, read only from MAGNET_* environment variables (documented in the README).
+
+Nothing here does work at import time: `Config.from_env()` is called by `create_app`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "runtime"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass
+class Config:
+    """Every setting the service reads. Tests build one directly instead of touching the environment."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None  # default: SQLite file in data_dir
+    secret_key: str | None = None  # default: generated once into data_dir/secret_key
+    chroma_url: str | None = None  # default: embedded Chroma in data_dir/chroma
+    redis_url: str | None = None  # default: SQLite-backed job queue in data_dir
+    max_json_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
+    outbound_allowlist: list[str] = field(default_factory=list)
+    log_level: str = "INFO"
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls) -> Config:
+        data_dir = Path(_env("MAGNET_DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser().resolve()
+        allow = _env("MAGNET_OUTBOUND_ALLOWLIST", "") or ""
+        return cls(
+            data_dir=data_dir,
+            database_url=_env("MAGNET_DATABASE_URL"),
+            secret_key=_env("MAGNET_SECRET_KEY"),
+            chroma_url=_env("MAGNET_CHROMA_URL"),
+            redis_url=_env("MAGNET_REDIS_URL"),
+            max_json_bytes=_env_int("MAGNET_MAX_JSON_BYTES", 1024 * 1024),
+            max_upload_bytes=_env_int("MAGNET_MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
+            outbound_allowlist=[item.strip() for item in allow.split(",") if item.strip()],
+            log_level=_env("MAGNET_LOG_LEVEL", "INFO") or "INFO",
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'magnet.db'}"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def resolved_secret_key(self) -> str:
+        """The secret that encrypts provider keys; generated once and kept in the data dir if unset."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two workers starting together must not write two different secrets.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+            except FileExistsError:
+                pass
+        return path.read_text().strip()

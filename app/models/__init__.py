@@ -1,0 +1,26 @@
+"""All ORM tables, imported here so Alembic and `db.metadata` see every one."""
+from app.models.agent import AGENT_STATUSES, Agent
+from app.models.api_key import ROLES, ApiKey
+from app.models.api_tool import HTTP_METHODS, ApiTool
+from app.models.base import Base, utcnow
+from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
+from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
+from app.models.usage import UsageRecord
+
+__all__ = [
+    "AGENT_STATUSES",
+    "HTTP_METHODS",
+    "MODEL_KINDS",
+    "PROVIDERS",
+    "ROLES",
+    "TEMPLATE_TYPES",
+    "Agent",
+    "ApiKey",
+    "ApiTool",
+    "Base",
+    "LlmModel",
+    "PromptTemplate",
+    "PromptTemplateVersion",
+    "UsageRecord",
+    "utcnow",
+]

@@ -1,0 +1,26 @@
+"""Agents: a model, a system prompt and the tools it may call (the runtime comes later)."""
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, TimestampMixin, id_column
+
+AGENT_STATUSES = ("active", "inactive", "draft")
+
+
+class Agent(TimestampMixin, Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = id_column("agent")
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(Text)
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    # RESTRICT: a model in use by an agent cannot vanish under it; the service explains the 409.
+    model_id: Mapped[str | None] = mapped_column(ForeignKey("llm_models.id", ondelete="RESTRICT"), index=True)
+    temperature: Mapped[float] = mapped_column(Float, default=0.2)
+    max_tokens: Mapped[int] = mapped_column(default=1024)
+    tools: Mapped[list] = mapped_column(default=list)  # ids of RAG, retrieval and API tools
+    topics: Mapped[list] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default="active")

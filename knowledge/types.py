@@ -1,0 +1,169 @@
+"""Data types and stage interfaces of the ingestion and retrieval engine.
+
+Nothing in here knows about Flask or the web layer's database: the engine is usable on its own.
+Stages follow one shape: settings in ``__init__``, heavy loading in ``warm_up()``, data in ``run()``
+(or a small number of explicitly named methods where a stage has more than one operation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+
+
+class IngestError(Exception):
+    """A per-document failure with a reason a user can act on (never a stack trace).
+
+    ``code`` is stable and machine readable (``unsupported_type``, ``corrupt_file``, ``encrypted``,
+    ``no_text``, ``too_large``, ``empty``, ``fetch_failed`` ...); ``details`` carries extra facts such as
+    a page count.
+    """
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text from one place in a document: a PDF page, a Markdown section, a CSV row."""
+
+    text: str
+    page: int | None = None  # 1-based PDF page number
+    heading_path: tuple[str, ...] = ()  # e.g. ("Install", "On Linux")
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedDocument:
+    """What a loader extracts from one file: its text as sections, plus document-level facts."""
+
+    sections: list[Section]
+    title: str | None = None
+    mime_type: str | None = None
+    page_count: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One document as a connector sees it, before parsing.
+
+    ``external_id`` is stable across syncs (a relative path, a URL) and is what deletions are detected by.
+    ``read()`` returns the raw bytes; connectors fetch lazily so a sync never holds the corpus in memory.
+    """
+
+    external_id: str
+    name: str
+    read: Any  # Callable[[], bytes]
+    size: int | None = None
+    mime_type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Chunk:
+    """A piece of a document that is embedded and indexed as one unit."""
+
+    id: str
+    document_id: str
+    source_id: str
+    ordinal: int
+    text: str
+    token_count: int
+    content_hash: str  # sha256 of text; the embedding cache key together with the model name
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk with its scores from each retrieval stage."""
+
+    chunk_id: str
+    text: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)  # dense, lexical, fused, rerank
+    ranks: dict[str, int | None] = field(default_factory=dict)
+
+
+class Loader(Protocol):
+    """Turns the bytes of one file into text sections. Raises IngestError for bad input."""
+
+    extensions: tuple[str, ...]
+
+    def run(self, data: bytes, name: str) -> ParsedDocument: ...
+
+
+class Chunker(Protocol):
+    """Splits a parsed document into chunks no longer than ``chunk_size`` tokens."""
+
+    chunk_size: int
+    chunk_overlap: int
+
+    def run(self, doc: ParsedDocument, *, document_id: str, source_id: str) -> list[Chunk]: ...
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors."""
+
+    name: str
+    dimension: int
+    max_input_tokens: int  # the model's own limit, in its word pieces
+
+    def warm_up(self) -> None: ...
+
+    def run(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One collection of chunk vectors (one per index), cosine space."""
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None: ...
+
+    def delete_documents(self, document_ids: Iterable[str]) -> None: ...
+
+    def delete_chunks(self, chunk_ids: Iterable[str]) -> None: ...
+
+    def query(self, vector: Sequence[float], k: int, where: dict | None = None) -> list[Hit]: ...
+
+    def count(self) -> int: ...
+
+    def drop(self) -> None: ...
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """BM25-style keyword index over the same chunks, updated with the same sync."""
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None: ...
+
+    def delete_documents(self, document_ids: Iterable[str]) -> None: ...
+
+    def delete_chunks(self, chunk_ids: Iterable[str]) -> None: ...
+
+    def query(self, text: str, k: int, where: dict | None = None) -> list[Hit]: ...
+
+    def count(self) -> int: ...
+
+    def drop(self) -> None: ...
+
+
+def iter_batches(items: Iterable, size: int) -> Iterator[list]:
+    """Yield lists of at most ``size`` items, streaming (never materialising the whole input)."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
