@@ -1,0 +1,77 @@
+"""What `make run` does, end to end over real HTTP: migrate, seed, serve under gunicorn, print a working key."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _magnet(env, *args, **kwargs):
+    return subprocess.run([str(BIN / "magnet"), *args], env=env, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+@pytest.fixture
+def served(tmp_path):
+    env = {**os.environ, "MAGNET_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    env.pop("MAGNET_DATABASE_URL", None)
+    for step in (("db", "upgrade"), ("seed",)):
+        done = _magnet(env, *step)
+        assert done.returncode == 0, done.stderr
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    proc = subprocess.Popen([str(BIN / "magnet"), "serve", "--port", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/api/health", timeout=2).status_code in (200, 503):
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        log.seek(0)
+        yield base, log.read(), env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.integration
+def test_serve_prints_a_working_admin_key_and_curl(served):
+    base, output, env = served
+    key = re.search(r"Admin API key: (magnet_ak_\S+)", output).group(1)
+    curl = re.search(r"Try:\s+(curl .+)", output).group(1)
+    assert key in curl and f"{base}/api/status" in curl
+
+    status = requests.get(f"{base}/api/status", headers={"X-API-Key": key}, timeout=10)
+    assert status.status_code == 200
+    assert status.json()["data"]["counts"]["models"] == 2  # the built-ins are there from the first start
+    assert requests.get(f"{base}/api/health", timeout=10).json()["data"]["status"] == "ok"
+    assert requests.get(f"{base}/api/status", timeout=10).status_code == 401
+
+    # the key file is private to the user, and a second start prints the same key
+    key_file = Path(env["MAGNET_DATA_DIR"]) / "admin-key.txt"
+    assert key_file.read_text().strip() == key
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.integration
+def test_seed_is_idempotent(served):
+    _, _, env = served
+    done = _magnet(env, "seed")
+    assert done.returncode == 0, done.stderr
+    assert "prompt template" not in done.stdout  # already there: nothing created twice
