@@ -12,6 +12,9 @@ RESOURCES = (
     "health",
     "keys",
     "models",
+    "prompt_templates",
+    "agents",
+    "api_tools",
 )
 
 
