@@ -7,7 +7,8 @@ Stages follow one shape: settings in ``__init__``, heavy loading in ``warm_up()`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 
 class IngestError(Exception):

@@ -1,0 +1,50 @@
+"""Agents: a chat model, a system prompt and the tools it may call."""
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.agents.schemas import AgentListArgs, AgentSchema, AgentUpdateSchema, AgentWriteSchema
+from app.api.common import MessageSchema, deleted, envelope, list_envelope, ok
+from app.auth import requires
+from app.services import agents
+
+blp = Blueprint("agents", __name__, url_prefix="/api/agents", description="Agents and their tools")
+
+
+@blp.route("")
+class Agents(MethodView):
+    @requires("viewer")
+    @blp.arguments(AgentListArgs, location="query")
+    @blp.response(200, list_envelope(AgentSchema))
+    def get(self, args):
+        """List agents (filter by status or model)"""
+        return agents.list_agents(args)
+
+    @requires("operator")
+    @blp.arguments(AgentWriteSchema)
+    @blp.response(201, envelope(AgentSchema))
+    def post(self, body):
+        """Create an agent; without model_id it uses the default chat model, and every tool must exist"""
+        return ok(agents.create_agent(body))
+
+
+@blp.route("/<agent_id>")
+class AgentById(MethodView):
+    @requires("viewer")
+    @blp.response(200, envelope(AgentSchema))
+    def get(self, agent_id):
+        """Get one agent"""
+        return ok(agents.get_agent(agent_id))
+
+    @requires("operator")
+    @blp.arguments(AgentUpdateSchema)
+    @blp.response(200, envelope(AgentSchema))
+    def put(self, body, agent_id):
+        """Update an agent; only the fields sent change"""
+        return ok(agents.update_agent(agent_id, body))
+
+    @requires("operator")
+    @blp.response(200, MessageSchema)
+    def delete(self, agent_id):
+        """Delete an agent"""
+        agents.delete_agent(agent_id)
+        return deleted("agent")

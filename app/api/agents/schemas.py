@@ -1,0 +1,58 @@
+from marshmallow import Schema, fields, validate
+
+from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.models import AGENT_STATUSES
+
+
+class AgentSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    system_prompt = fields.String(allow_none=True)
+    model_id = fields.String(allow_none=True, metadata={"description": "A chat model's id (model_…)"})
+    temperature = fields.Float(required=True)
+    max_tokens = fields.Integer(required=True)
+    tools = fields.List(fields.String(), required=True, metadata={"description": "Tool ids (apitool_…)"})
+    topics = fields.List(fields.String(), required=True)
+    status = fields.String(required=True, metadata={"enum": list(AGENT_STATUSES)})
+    created_at = UtcDateTime(required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+class AgentWriteSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    role = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    system_prompt = fields.String(allow_none=True, validate=validate.Length(max=100_000))
+    model_id = fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "A chat model; default: the default chat model"},
+    )
+    temperature = fields.Float(load_default=0.2, validate=validate.Range(min=0, max=2))
+    max_tokens = fields.Integer(load_default=1024, strict=True, validate=validate.Range(min=1, max=200_000))
+    tools = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
+        validate=validate.Length(max=100),
+        metadata={"description": "Ids of the tools the agent may call; each must exist, no duplicates"},
+    )
+    topics = fields.List(
+        fields.String(validate=validate.Length(min=1, max=200)), load_default=list,
+        validate=validate.Length(max=100),
+    )
+    status = fields.String(load_default="active", validate=validate.OneOf(AGENT_STATUSES))
+
+
+class AgentUpdateSchema(PartialSchema, AgentWriteSchema):
+    """Every field optional: only the fields sent change."""
+
+
+AgentListArgs = list_args(
+    "name",
+    "updated_at",
+    extra={
+        "status": fields.String(validate=validate.OneOf(AGENT_STATUSES)),
+        "model_id": fields.String(),
+    },
+    name="AgentListArgs",
+)

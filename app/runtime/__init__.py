@@ -1,0 +1,1 @@
+"""Agent runtime pieces: outbound HTTP, provider clients and the agent loop."""

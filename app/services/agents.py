@@ -1,0 +1,130 @@
+"""Use cases for agents: a chat model, a system prompt, and the tools the agent may call."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from app.api.common import paginate
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.models import Agent, ApiTool, LlmModel
+from app.services import llm_models
+
+# Tool ids carry their kind as a prefix (`apitool_…`); each kind lives in its own table. RAG tools
+# (`rag_`) and retrieval tools (`ret_`) are added here when they exist.
+TOOL_TABLES: dict[str, Any] = {"apitool": ApiTool}
+
+
+def list_agents(args: dict) -> dict:
+    query = select(Agent)
+    for name in ("status", "model_id"):
+        if args.get(name):
+            query = query.where(getattr(Agent, name) == args[name])
+    return paginate(query, Agent, args)
+
+
+def get_agent(agent_id: str) -> Agent:
+    agent = db.session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"Agent {agent_id} does not exist.", details={"id": agent_id})
+    return agent
+
+
+def create_agent(body: dict) -> Agent:
+    """Create an agent; without a model_id it gets the default chat model."""
+    body = dict(body)
+    _check_name_free(body["name"])
+    if body.get("model_id") is None:
+        body["model_id"] = _default_chat_model().id
+    else:
+        check_chat_model(body["model_id"])
+    resolve_tools(body.get("tools") or [])
+    agent = Agent(**body)
+    db.session.add(agent)
+    db.session.commit()
+    return agent
+
+
+def update_agent(agent_id: str, body: dict) -> Agent:
+    """Change only the fields sent; a new model or tool list is validated like on create."""
+    agent = get_agent(agent_id)
+    if "name" in body:
+        _check_name_free(body["name"], exclude_id=agent.id)
+    if "model_id" in body:
+        check_chat_model(body["model_id"])
+    if "tools" in body:
+        resolve_tools(body["tools"])
+    for key, value in body.items():
+        setattr(agent, key, value)
+    db.session.commit()
+    return agent
+
+
+def delete_agent(agent_id: str) -> None:
+    agent = get_agent(agent_id)
+    db.session.delete(agent)
+    db.session.commit()
+
+
+def check_chat_model(model_id: str) -> LlmModel:
+    """The model an agent names must exist and be a chat model (422 naming it otherwise)."""
+    model = db.session.get(LlmModel, model_id)
+    if model is None:
+        problem = f"model {model_id} does not exist"
+    elif model.kind != "chat":
+        problem = f"model {model_id} ({model.name}) is a {model.kind} model, not a chat model"
+    else:
+        return model
+    raise ValidationFailed(
+        f"An agent needs a chat model: {problem}.",
+        details={"fields": {"model_id": [problem]}, "model_id": model_id},
+    )
+
+
+def _default_chat_model() -> LlmModel:
+    model = llm_models.default_model("chat")
+    if model is None:
+        raise ValidationFailed(
+            "No model_id was given and no default chat model is configured.",
+            code="no_default_model",
+            details={"fields": {"model_id": ["required: there is no default chat model"]}},
+        )
+    return model
+
+
+def resolve_tools(tool_ids: list[str]) -> list[Any]:
+    """The tool rows for these ids, in order; 422 listing duplicates or ids that match no tool.
+
+    The agent runtime uses this to load an agent's tools; the prefix says which table to look in.
+    """
+    duplicates = sorted(tid for tid, count in Counter(tool_ids).items() if count > 1)
+    if duplicates:
+        raise ValidationFailed(
+            f"Tools are listed more than once: {', '.join(duplicates)}.",
+            details={"duplicate_tools": duplicates},
+        )
+    wanted: dict[Any, list[str]] = {}
+    for tool_id in tool_ids:
+        table = TOOL_TABLES.get(tool_id.split("_", 1)[0]) if "_" in tool_id else None
+        if table is not None:
+            wanted.setdefault(table, []).append(tool_id)
+    found: dict[str, Any] = {}
+    for table, ids in wanted.items():
+        for row in db.session.execute(select(table).where(table.id.in_(ids))).scalars():
+            found[row.id] = row
+    unknown = [tool_id for tool_id in tool_ids if tool_id not in found]
+    if unknown:
+        raise ValidationFailed(
+            f"These tools do not exist: {', '.join(unknown)}.", details={"unknown_tools": unknown}
+        )
+    return [found[tool_id] for tool_id in tool_ids]
+
+
+def _check_name_free(name: str, exclude_id: str | None = None) -> None:
+    query = select(Agent.id).where(Agent.name == name)
+    if exclude_id:
+        query = query.where(Agent.id != exclude_id)
+    if db.session.execute(query).first():
+        raise Conflict(f"An agent named '{name}' already exists.", code="duplicate_name", details={"name": name})

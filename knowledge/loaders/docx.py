@@ -1,0 +1,96 @@
+"""Word (.docx) loader (python-docx): paragraphs and tables in order, sectioned at heading styles."""
+from __future__ import annotations
+
+import io
+import re
+
+import docx
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+
+from knowledge.types import IngestError, ParsedDocument, Section
+
+_HEADING_STYLE = re.compile(r"^Heading (\d)$")
+
+
+def _heading_level(paragraph: Paragraph) -> int | None:
+    """1-9 for Word's built-in "Heading N" styles, else None."""
+    try:
+        style = paragraph.style.name if paragraph.style is not None else ""
+    except (KeyError, ValueError):  # a style id that the styles part does not define
+        return None
+    m = _HEADING_STYLE.match(style or "")
+    return int(m.group(1)) if m else None
+
+
+def _table_lines(table: Table) -> list[str]:
+    """One line per row, cells joined with " | "; a merged cell is listed once, not once per grid column."""
+    lines = []
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            text = " ".join(cell.text.split())
+            if text:
+                cells.append(text)
+        if cells:
+            lines.append(" | ".join(cells))
+    return lines
+
+
+class DocxLoader:
+    """Word documents (.docx; the old binary .doc is not supported)."""
+
+    extensions = (".docx",)
+
+    def run(self, data: bytes, name: str) -> ParsedDocument:
+        """Return heading sections of the document's paragraphs and tables (tables row by row)."""
+        try:
+            document = docx.Document(io.BytesIO(data))
+            blocks = list(document.iter_inner_content())
+        except Exception as exc:  # not a zip, no document part, broken XML...
+            raise IngestError("corrupt_file", f"{name} is not a readable .docx file: {exc}", name=name) from exc
+
+        sections: list[Section] = []
+        stack: list[tuple[int, str]] = []
+        lines: list[str] = []
+        has_body = False
+        title: str | None = None
+
+        def flush() -> None:
+            if has_body:  # a heading directly followed by another heading has no text of its own
+                sections.append(Section(text="\n".join(lines).strip(), heading_path=tuple(t for _, t in stack)))
+
+        for block in blocks:
+            if isinstance(block, Table):
+                rows = _table_lines(block)
+                lines.extend(rows)
+                has_body = has_body or bool(rows)
+                continue
+            text = block.text.strip()
+            if not text:
+                continue
+            level = _heading_level(block)
+            if level is None:
+                lines.append(text)
+                has_body = True
+                continue
+            flush()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, text))
+            if level == 1 and title is None:
+                title = text
+            lines, has_body = [text], False
+        flush()
+
+        core_title = (document.core_properties.title or "").strip()
+        if not sections:
+            raise IngestError("empty", f"{name} contains no text", name=name)
+        return ParsedDocument(
+            sections=sections,
+            title=core_title or title,
+            mime_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        )

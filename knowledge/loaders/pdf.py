@@ -1,0 +1,84 @@
+"""PDF loader (pypdf): one section per page that has text, numbered from 1."""
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+from pypdf import PasswordType, PdfReader
+
+from knowledge.types import IngestError, ParsedDocument, Section
+
+log = logging.getLogger(__name__)
+
+
+def _clean(text: str) -> str:
+    """Drop the trailing spaces pypdf leaves on most lines, NULs and runs of blank lines."""
+    lines = [line.rstrip() for line in text.replace("\x00", "").splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _open(data: bytes, name: str) -> PdfReader:
+    """Open and, where possible, decrypt the PDF; map every failure to an IngestError."""
+    try:
+        reader = PdfReader(io.BytesIO(data))
+    except Exception as exc:  # pypdf raises many types (PdfReadError, ValueError, KeyError...)
+        raise IngestError("corrupt_file", f"{name} is not a readable PDF: {exc}", name=name) from exc
+    if reader.is_encrypted:
+        # Many PDFs are encrypted only to restrict printing/copying, with an empty user password;
+        # those open for reading without asking anyone for anything.
+        try:
+            result = reader.decrypt("")
+        except Exception as exc:  # unsupported algorithm, broken /Encrypt dictionary
+            raise IngestError("encrypted", f"{name} is encrypted and cannot be opened: {exc}", name=name) from exc
+        if result == PasswordType.NOT_DECRYPTED:
+            raise IngestError("encrypted", f"{name} is password-protected; upload a copy without a password",
+                              name=name)
+    return reader
+
+
+def _title(reader: PdfReader) -> str | None:
+    try:
+        title = reader.metadata.title if reader.metadata else None
+    except Exception:  # a broken /Info dictionary must not cost us the document
+        return None
+    return title.strip() if isinstance(title, str) and title.strip() else None
+
+
+class PdfLoader:
+    """PDF files. Pages without extractable text (scans, blank pages) are skipped, not errors."""
+
+    extensions = (".pdf",)
+
+    def run(self, data: bytes, name: str) -> ParsedDocument:
+        """Extract the text of each page as a Section with its 1-based ``page``.
+
+        Raises IngestError ``corrupt_file`` (unreadable or truncated), ``encrypted`` (needs a
+        password) or ``no_text`` (no page has extractable text, e.g. a scan; details: page_count).
+        """
+        reader = _open(data, name)
+        try:
+            pages = list(reader.pages)  # resolves the page tree: where truncation usually shows
+        except Exception as exc:
+            raise IngestError("corrupt_file", f"{name} is damaged or truncated: {exc}", name=name) from exc
+        sections: list[Section] = []
+        failed: list[int] = []
+        for number, page in enumerate(pages, start=1):
+            try:
+                text = _clean(page.extract_text() or "")
+            except Exception as exc:  # one broken content stream should not lose the other pages
+                log.warning("text extraction failed on page %d of %s: %s", number, name, exc)
+                failed.append(number)
+                continue
+            if text:
+                sections.append(Section(text=text, page=number))
+        page_count = len(pages)
+        if not sections:
+            if failed:
+                raise IngestError("corrupt_file", f"{name}: text extraction failed on every page",
+                                  name=name, page_count=page_count, failed_pages=failed)
+            raise IngestError("no_text", f"{name} has no extractable text (is it a scan without OCR?)",
+                              name=name, page_count=page_count)
+        metadata = {"failed_pages": failed} if failed else {}
+        return ParsedDocument(sections=sections, title=_title(reader), mime_type="application/pdf",
+                              page_count=page_count, metadata=metadata)

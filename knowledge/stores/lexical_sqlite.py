@@ -1,0 +1,136 @@
+"""Lexical index on SQLite FTS5, ranked with BM25, in the database the caller's engine points at.
+
+Per index name there is one FTS5 table (``chunk_id``, ``document_id``, ``text``, ``meta`` as JSON; only
+``text`` is tokenised, with the Porter stemmer so "running" finds "runs") and one small ordinary table
+mapping chunk ids to FTS rowids. The map exists because FTS5 cannot index an UNINDEXED column: without
+it, every delete-by-id would scan the whole FTS table, making a sync quadratic in corpus size.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Engine, bindparam
+from sqlalchemy import text as sql_text
+
+from knowledge.stores import (
+    chunk_metadata,
+    dedupe_chunks,
+    json_dumps,
+    query_terms,
+    safe_table_name,
+    where_to_sql,
+)
+from knowledge.types import Chunk, Hit, iter_batches
+
+_BATCH = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+
+
+class SqliteFtsIndex:
+    """The :class:`~knowledge.types.LexicalIndex` protocol on SQLite FTS5.
+
+    Hits have ``score = -bm25`` (higher is better; only comparable within one query) and the same flat
+    metadata as the vector store. Each method runs in its own ``engine.begin()`` transaction.
+    """
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        # FTS5 adds shadow tables named <table>_data, _idx, ...; ending our tables in "_fts" means no
+        # other index name can produce a table that collides with them or with the id map.
+        self.table = safe_table_name("lex", name) + "_fts"
+        self._ids = f"{self.table}_ids"
+        self._ready = False
+
+    def _ensure(self, conn) -> None:
+        if self._ready:
+            return
+        conn.execute(sql_text(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.table} USING fts5("
+            "chunk_id UNINDEXED, document_id UNINDEXED, text, meta UNINDEXED, tokenize='porter unicode61')"
+        ))
+        conn.execute(sql_text(
+            f"CREATE TABLE IF NOT EXISTS {self._ids} (rowid INTEGER PRIMARY KEY,"
+            " chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL)"
+        ))
+        conn.execute(sql_text(f"CREATE INDEX IF NOT EXISTS {self._ids}_doc ON {self._ids} (document_id)"))
+        self._ready = True
+
+    def _delete(self, conn, column: str, values: list[str]) -> None:
+        """Delete the rows whose ``column`` (chunk_id or document_id) is in ``values``, via the id map."""
+        for batch in iter_batches(values, _BATCH):
+            params = {"v": batch}
+            sub = f"SELECT rowid FROM {self._ids} WHERE {column} IN :v"
+            conn.execute(sql_text(f"DELETE FROM {self.table} WHERE rowid IN ({sub})")
+                         .bindparams(bindparam("v", expanding=True)), params)
+            conn.execute(sql_text(f"DELETE FROM {self._ids} WHERE {column} IN :v")
+                         .bindparams(bindparam("v", expanding=True)), params)
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Insert chunks, replacing any existing rows with the same chunk ids."""
+        chunks, _ = dedupe_chunks(list(chunks))
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            for batch in iter_batches(chunks, _BATCH):
+                ids = [c.id for c in batch]
+                self._delete(conn, "chunk_id", ids)
+                conn.execute(sql_text(f"INSERT INTO {self._ids} (chunk_id, document_id) VALUES (:id, :doc)"),
+                             [{"id": c.id, "doc": c.document_id} for c in batch])
+                rowids = dict(conn.execute(
+                    sql_text(f"SELECT chunk_id, rowid FROM {self._ids} WHERE chunk_id IN :ids")
+                    .bindparams(bindparam("ids", expanding=True)), {"ids": ids}
+                ).all())
+                conn.execute(
+                    sql_text(f"INSERT INTO {self.table} (rowid, chunk_id, document_id, text, meta)"
+                         " VALUES (:rowid, :id, :doc, :text, :meta)"),
+                    [{"rowid": rowids[c.id], "id": c.id, "doc": c.document_id, "text": c.text,
+                      "meta": json_dumps(chunk_metadata(c))} for c in batch],
+                )
+
+    def delete_documents(self, document_ids: Iterable[str]) -> None:
+        """Remove every chunk of the given documents."""
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            self._delete(conn, "document_id", list(dict.fromkeys(document_ids)))
+
+    def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
+        """Remove chunks by id; unknown ids are ignored."""
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            self._delete(conn, "chunk_id", list(dict.fromkeys(chunk_ids)))
+
+    def query(self, text: str, k: int, where: dict | None = None) -> list[Hit]:
+        """The ``k`` best BM25 matches for free text (any OR of its non-stopword terms), best first.
+
+        The text is reduced to quoted word terms, so no user input can cause an FTS5 syntax error.
+        ``where`` is a Chroma-style filter on the chunk metadata (see ``knowledge.stores.where_to_sql``).
+        """
+        terms = query_terms(text)
+        if not terms or k <= 0:
+            return []
+        params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k}
+        cond = where_to_sql(where, "sqlite", params)
+        sql = (f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
+               f" WHERE {self.table} MATCH :match AND ({cond}) ORDER BY rank, rowid LIMIT :k")
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            rows = conn.execute(sql_text(sql), params).all()
+        hits = []
+        for rank, (chunk_id, body, meta, bm25) in enumerate(rows, start=1):
+            score = -float(bm25)
+            hits.append(Hit(chunk_id=chunk_id, text=body, score=score, metadata=json.loads(meta),
+                            scores={"lexical": score}, ranks={"lexical": rank}))
+        return hits
+
+    def count(self) -> int:
+        """Number of chunks in the index."""
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            return int(conn.execute(sql_text(f"SELECT count(*) FROM {self._ids}")).scalar_one())
+
+    def drop(self) -> None:
+        """Delete the index's tables (a no-op if they do not exist)."""
+        with self.engine.begin() as conn:
+            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self.table}"))
+            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self._ids}"))
+        self._ready = False
