@@ -22,6 +22,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.api import register_blueprints
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
+    from app.jobs import make_queue, register_tasks
 
     config = config or Config.from_env()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     register_blueprints(api, app)
     auth.check_every_route_declares_a_role(app)
+    register_tasks(app, make_queue(config))
 
     app.before_request(_limit_json_body)
     app.before_request(auth.authenticate)

@@ -51,11 +51,37 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     else:
         click.echo(f"The bootstrap key in {key_file} was revoked; make one with: magnet keys create --role admin")
     click.echo("")
-    _run_gunicorn(current_app._get_current_object(), host, port, workers, threads)
+    app = current_app._get_current_object()
+    if workers > 1 and not config.chroma_url:
+        raise click.ClickException(
+            "The embedded Chroma serves one process only: use --workers 1, or set MAGNET_CHROMA_URL to a "
+            "Chroma server (and run background jobs with `magnet worker`)."
+        )
+    _run_gunicorn(app, host, port, workers, threads, with_jobs=workers == 1)
 
 
-def _run_gunicorn(app, host: str, port: int, workers: int, threads: int) -> None:
+def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jobs: bool) -> None:
     from gunicorn.app.base import BaseApplication
+
+    from app.extensions import db
+
+    def post_fork(server, worker):
+        # Connections opened before the fork must not be shared with the child.
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    def post_worker_init(worker):
+        # The job consumer lives in the single web worker, so web requests and background jobs share one
+        # process, one embedded Chroma client and one loaded embedding model.
+        if with_jobs:
+            from app.jobs import start_consumer
+
+            worker.magnet_consumer = start_consumer(app)
+
+    def worker_exit(server, worker):
+        consumer = getattr(worker, "magnet_consumer", None)
+        if consumer is not None:
+            consumer.stop(graceful=True)
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -64,11 +90,34 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int) -> None
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 300)  # streaming answers and uploads can take a while
             self.cfg.set("accesslog", "-")
+            self.cfg.set("post_fork", post_fork)
+            self.cfg.set("post_worker_init", post_worker_init)
+            self.cfg.set("worker_exit", worker_exit)
 
         def load(self):
             return app
 
     _Server().run()
+
+
+@main.command("worker")
+@click.option("--workers", default=2, show_default=True, type=int, help="worker threads")
+@with_appcontext
+def worker_command(workers: int):
+    """Run background jobs (syncs, index builds, schedules) in the foreground; any number may share Redis."""
+    from app.jobs import run_consumer_forever
+
+    run_consumer_forever(current_app._get_current_object(), workers)
+
+
+def _register_knowledge_commands():
+    from app.cli_sources import ingest_command, sources_group
+
+    main.add_command(sources_group)
+    main.add_command(ingest_command)
+
+
+_register_knowledge_commands()
 
 
 @main.group("keys")

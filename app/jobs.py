@@ -1,9 +1,20 @@
-"""The background job queue (Huey): SQLite-backed in the data dir by default, Redis when configured."""
+"""The background job queue (Huey): SQLite-backed in the data dir by default, Redis when configured.
+
+Tasks are registered per app (they need its app context), so `create_app` makes the queue and
+`register_tasks` binds the task functions to it. A consumer runs either inside `magnet serve` (threads,
+see `start_consumer`) or as `magnet worker` on any number of machines sharing Redis.
+"""
 from __future__ import annotations
 
-from huey import RedisHuey, SqliteHuey
+import logging
+
+from flask import Flask, current_app
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
 
 from app.config import Config
+
+log = logging.getLogger(__name__)
 
 
 def make_queue(config: Config):
@@ -13,6 +24,66 @@ def make_queue(config: Config):
     return SqliteHuey("magnet", filename=str(config.data_dir / "jobs.db"))
 
 
+def register_tasks(app: Flask, queue) -> None:
+    """Bind Magnet's background tasks to `queue`, each running inside `app`'s context."""
+    from app.services import scheduler, sync
+
+    @queue.task(name="sync_source")
+    def sync_source(run_id: str) -> None:
+        with app.app_context():
+            sync.run_sync(run_id)
+
+    @queue.task(name="build_index")
+    def build_index(index_id: str) -> None:
+        from app.services import indexes
+
+        with app.app_context():
+            indexes.run_build(index_id)
+
+    @queue.periodic_task(crontab(minute="*"), name="schedule_tick")
+    def schedule_tick() -> None:
+        with app.app_context():
+            scheduler.start_due_syncs()
+
+    app.extensions["magnet.queue"] = queue
+    app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index}
+
+
+def enqueue(task: str, *args) -> None:
+    current_app.extensions["magnet.tasks"][task](*args)
+
+
+class EmbeddedConsumer(Consumer):
+    """A Huey consumer living inside another process (the web server, tests): it leaves the process's
+    signal handlers alone, which Huey's own consumer would take over."""
+
+    def _set_signal_handlers(self):
+        pass
+
+
+def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
+    """Start worker threads and the scheduler in this process; first recover runs a dead worker left."""
+    from app.services.sync import recover_interrupted_runs
+
+    with app.app_context():
+        recovered = recover_interrupted_runs()
+    if recovered:
+        log.warning("marked %d interrupted sync runs as failed", recovered)
+    consumer = EmbeddedConsumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
+                                check_worker_health=False)
+    consumer.start()
+    return consumer
+
+
+def run_consumer_forever(app: Flask, workers: int) -> None:
+    """`magnet worker`: a consumer with Huey's own signal handling, in the foreground."""
+    from app.services.sync import recover_interrupted_runs
+
+    with app.app_context():
+        recover_interrupted_runs()
+    Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
+
+
 def queue_state(queue) -> dict:
     """What /api/status shows of the queue; a queue that cannot be read says so instead of failing."""
     backend = "redis" if isinstance(queue, RedisHuey) else "sqlite"
@@ -20,3 +91,4 @@ def queue_state(queue) -> dict:
         return {"backend": backend, "pending": queue.pending_count(), "scheduled": queue.scheduled_count()}
     except Exception as exc:  # the status page must render even when the queue is down
         return {"backend": backend, "error": str(exc)}
+

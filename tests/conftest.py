@@ -72,8 +72,10 @@ def migrated_app(database_url, session_data_dir):
 @pytest.fixture
 def app(migrated_app):
     from app.extensions import db
+    from app.services.llm_models import ensure_builtin_models
 
     with migrated_app.app_context():
+        ensure_builtin_models()  # as `magnet serve` and `magnet seed` do on a real install
         yield migrated_app
         db.session.rollback()
         # Empty every table, children first, so the next test starts clean.
@@ -126,3 +128,42 @@ class ApiClient:
 
     def delete(self, path, **kw):
         return self._call("delete", path, **kw)
+
+
+@pytest.fixture(scope="session")
+def _consumer(migrated_app):
+    """A real Huey consumer (threads) on the session's queue, as `magnet serve` runs it."""
+    from app.jobs import start_consumer
+
+    consumer = start_consumer(migrated_app, workers=2)
+    yield consumer
+    consumer.stop(graceful=True)
+
+
+@pytest.fixture
+def worker(_consumer, app):
+    """Background jobs run for this test; waits for the queue to drain before the tables are emptied."""
+    yield _consumer
+    from app.extensions import db
+    from app.models import SyncRun
+
+    for _ in range(600):
+        db.session.expire_all()
+        busy = db.session.execute(db.select(SyncRun.id).where(SyncRun.status.in_(("queued", "running")))).first()
+        if busy is None:
+            break
+        import time
+
+        time.sleep(0.1)
+
+
+def wait_for(fetch, done, timeout: float = 120.0, interval: float = 0.1):
+    """Poll fetch() until done(result) or the timeout; returns the last result."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    result = fetch()
+    while not done(result) and time.monotonic() < deadline:
+        time.sleep(interval)
+        result = fetch()
+    return result

@@ -15,6 +15,9 @@ RESOURCES = (
     "prompt_templates",
     "agents",
     "api_tools",
+    "knowledge_sources",
+    "documents",
+    "syncs",
 )
 
 

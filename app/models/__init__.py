@@ -3,11 +3,27 @@ from app.models.agent import AGENT_STATUSES, Agent
 from app.models.api_key import ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
+from app.models.knowledge import (
+    ACTIVE_SYNC_STATUSES,
+    SOURCE_TYPES,
+    Document,
+    IndexedDocument,
+    KnowledgeIndex,
+    KnowledgeSource,
+    SyncRun,
+)
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "ACTIVE_SYNC_STATUSES",
+    "SOURCE_TYPES",
+    "Document",
+    "IndexedDocument",
+    "KnowledgeIndex",
+    "KnowledgeSource",
+    "SyncRun",
     "AGENT_STATUSES",
     "HTTP_METHODS",
     "MODEL_KINDS",

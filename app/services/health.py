@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from app import __version__
 from app.extensions import db
-from app.jobs import make_queue, queue_state
+from app.jobs import queue_state
 from app.models import Agent, ApiKey, ApiTool, LlmModel, PromptTemplate, UsageRecord
 from app.vectordb import chroma_client
 
@@ -80,8 +80,7 @@ def status() -> dict:
         name: db.session.execute(select(func.count()).select_from(model)).scalar_one()
         for name, model in COUNTED.items()
     }
-    config = current_app.extensions["magnet.config"]
-    queue = current_app.extensions.get("magnet.queue") or make_queue(config)
+    queue = current_app.extensions["magnet.queue"]
     return {
         "version": __version__,
         "versions": {

@@ -3,7 +3,7 @@
 Reviewed by hand: timestamps are timezone-aware, constraint names follow the naming convention in
 app/models/base.py, usage_records has no foreign keys on purpose (the ledger outlives what it mentions).
 
-Revision ID: 19c9c9f5280c
+Revision ID: 0001_foundation
 Revises: 
 Create Date: 2026-11-23 13:26:30.587445
 

@@ -64,6 +64,8 @@ def test_minimal_agent_gets_defaults(api, models):
 
 
 def test_no_model_and_no_default_is_422(api):
+    for model in api.get("/api/models?kind=chat").json["data"]:
+        api.put(f"/api/models/{model['id']}", json={"is_default": False})
     res = api.post("/api/agents", json=agent_body())
     assert res.status_code == 422 and res.json["error"]["code"] == "no_default_model"
 

@@ -1,0 +1,167 @@
+"""`magnet sources ...` and `magnet ingest PATH`: knowledge sources from the command line, with progress."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from tqdm import tqdm
+
+from app.errors import MagnetError
+
+
+def _fail(exc: MagnetError):
+    raise click.ClickException(f"{exc.message} ({exc.code})")
+
+
+@click.group("sources")
+def sources_group():
+    """Create, sync and inspect knowledge sources."""
+
+
+@sources_group.command("create")
+@click.option("--name", required=True)
+@click.option("--type", "source_type", type=click.Choice(["file", "directory", "web", "git"]), required=True)
+@click.option("--config", "configuration", default="{}", help="configuration as JSON")
+@click.option("--schedule", default=None, help='JSON, e.g. {"interval_minutes": 60}')
+@with_appcontext
+def sources_create(name, source_type, configuration, schedule):
+    """Create a source and print its id."""
+    from app.services.knowledge_sources import create_source
+
+    try:
+        body = {"name": name, "type": source_type, "configuration": json.loads(configuration),
+                "schedule": json.loads(schedule) if schedule else None}
+        source = create_source(body)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--config/--schedule is not valid JSON: {exc}") from exc
+    except MagnetError as exc:
+        _fail(exc)
+    click.echo(source.id)
+
+
+@sources_group.command("sync")
+@click.argument("source_id")
+@click.option("--no-wait", is_flag=True, help="queue the sync and return")
+@with_appcontext
+def sources_sync(source_id, no_wait):
+    """Sync a source, showing progress; Ctrl-C cancels it."""
+    from app.services.sync import start_sync
+
+    try:
+        run = start_sync(source_id, trigger="cli")
+    except MagnetError as exc:
+        _fail(exc)
+    if no_wait:
+        click.echo(run.id)
+        return
+    _follow(source_id, run.id)
+
+
+@sources_group.command("status")
+@click.argument("source_id")
+@with_appcontext
+def sources_status(source_id):
+    """Show a source and its last sync."""
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services.knowledge_sources import get_source, stats
+
+    try:
+        source = get_source(source_id)
+    except MagnetError as exc:
+        _fail(exc)
+    info = stats([source.id])[source.id]
+    click.echo(f"{source.id}  {source.name}  type={source.type}  status={source.status}")
+    click.echo(f"documents={info['document_count']}  chunks={info['chunk_count']}  last sync={source.last_sync_status or 'never'}")
+    if source.last_sync_id:
+        _print_run(db.session.get(SyncRun, source.last_sync_id))
+
+
+@click.command("ingest")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="source name (default: the folder's name)")
+@click.option("--include", multiple=True, help="glob of files to include (repeatable)")
+@click.option("--exclude", multiple=True, help="glob of files to exclude (repeatable)")
+@with_appcontext
+def ingest_command(path: Path, name, include, exclude):
+    """Create (or reuse) a directory source for PATH and sync it with a progress bar."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import KnowledgeSource
+    from app.services.knowledge_sources import create_source, update_source
+    from app.services.sync import start_sync
+
+    path = path.resolve()
+    configuration = {"path": str(path), "include": list(include) or ["**/*"], "exclude": list(exclude)}
+    name = name or path.name
+    try:
+        source = db.session.execute(select(KnowledgeSource).where(KnowledgeSource.name == name)).scalar_one_or_none()
+        if source is None:
+            source = create_source({"name": name, "type": "directory", "configuration": configuration})
+            click.echo(f"created source {source.id} ({name})")
+        elif source.type != "directory" or source.configuration.get("path") != str(path):
+            raise click.ClickException(f"a source named {name!r} already exists for something else; pass --name")
+        else:
+            update_source(source.id, {"configuration": {**source.configuration, **configuration}})
+        run = start_sync(source.id, trigger="cli")
+    except MagnetError as exc:
+        _fail(exc)
+    _follow(source.id, run.id)
+
+
+def _follow(source_id: str, run_id: str) -> None:
+    """Run the sync here if no worker has claimed it, and draw its progress until it ends."""
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services.sync import cancel_sync, run_sync
+
+    app = current_app._get_current_object()
+
+    def work():
+        with app.app_context():
+            run_sync(run_id)  # a no-op if a running worker claimed the run first
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    bar = tqdm(total=None, unit="doc", desc="syncing")
+    try:
+        while True:
+            db.session.expire_all()
+            run = db.session.get(SyncRun, run_id)
+            if run.documents_total is not None and bar.total != run.documents_total:
+                bar.total = run.documents_total
+            bar.n = run.documents_done
+            bar.set_postfix(added=run.added, updated=run.updated, unchanged=run.unchanged, failed=run.failed)
+            bar.refresh()
+            if run.status not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("\ncancelling…")
+        cancel_sync(source_id, run_id)
+        thread.join()
+        db.session.expire_all()
+        run = db.session.get(SyncRun, run_id)
+    finally:
+        bar.close()
+    _print_run(run)
+    if run.status == "failed":
+        raise SystemExit(1)
+
+
+def _print_run(run) -> None:
+    click.echo(f"sync {run.id}: {run.status}  added={run.added} updated={run.updated} unchanged={run.unchanged} "
+               f"deleted={run.deleted} failed={run.failed}")
+    if run.message:
+        click.echo(f"  {run.message}")
+    for error in (run.errors or [])[:20]:
+        kind = "skipped" if error.get("skipped") else "failed"
+        click.echo(f"  {kind}: {error['external_id']}: {error['message']} ({error['code']})")
+    if len(run.errors or []) > 20:
+        click.echo(f"  … and {len(run.errors) - 20} more (GET /api/knowledge-sources/{run.source_id}/syncs/{run.id})")

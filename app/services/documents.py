@@ -1,0 +1,114 @@
+"""Documents of a knowledge source: uploads, listing, and deletion from every store."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+
+from app.api.common import paginate
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.models import Document, IndexedDocument
+from app.services import indexes as index_service
+from app.services.knowledge_sources import get_source
+from app.services.sources_config import allowed_file_types, max_file_size
+
+MAX_FILES_PER_UPLOAD = 100
+
+
+def uploads_dir(source_id: str) -> Path:
+    return current_app.extensions["magnet.config"].data_dir / "sources" / source_id / "uploads"
+
+
+def save_uploads(source_id: str, files: list[FileStorage]) -> list[dict]:
+    """Store uploaded files for the next sync of a `file` source; returns one result per file.
+
+    Files are written to a temporary name and renamed, so a sync never reads half a file. A file with
+    the same name as an earlier upload replaces it (the sync then reports it as updated).
+    """
+    source = get_source(source_id)
+    if source.type != "file":
+        raise Conflict(f"{source.name} is a {source.type} source; uploads go to file sources.", code="wrong_source_type")
+    if not files:
+        raise ValidationFailed("Send one or more files in a multipart field named 'files'.",
+                               details={"fields": {"files": ["no files"]}})
+    if len(files) > MAX_FILES_PER_UPLOAD:
+        raise ValidationFailed(f"At most {MAX_FILES_PER_UPLOAD} files per upload.")
+    allowed, limit = allowed_file_types(source), max_file_size(source)
+    results = []
+    for upload in files:
+        results.append(_save_one(source.id, upload, allowed, limit))
+    return results
+
+
+def _save_one(source_id: str, upload: FileStorage, allowed: tuple[str, ...], limit: int) -> dict:
+    original = upload.filename or ""
+    name = secure_filename(original)
+    result = {"filename": original, "accepted": False}
+    extension = os.path.splitext(name)[1].lower()
+    if not name:
+        return {**result, "error": {"code": "invalid_name", "message": "The file has no usable name."}}
+    if extension not in allowed:
+        return {**result, "error": {"code": "unsupported_type",
+                                    "message": f"{extension or 'files without an extension'} not accepted here; "
+                                               f"allowed: {', '.join(allowed)}"}}
+    folder = uploads_dir(source_id) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{name}.part"
+    size = 0
+    with open(partial, "wb") as out:
+        while chunk := upload.stream.read(1024 * 1024):
+            size += len(chunk)
+            if size > limit:
+                break
+            out.write(chunk)
+    if size > limit:
+        partial.unlink(missing_ok=True)
+        return {**result, "error": {"code": "too_large", "message": f"Larger than this source's limit of {limit} bytes."}}
+    if size == 0:
+        partial.unlink(missing_ok=True)
+        return {**result, "error": {"code": "empty", "message": "The file is empty."}}
+    os.replace(partial, folder / name)
+    return {**result, "accepted": True, "external_id": f"{name}/{name}", "size_bytes": size}
+
+
+def list_documents(source_id: str, args: dict) -> dict:
+    get_source(source_id)
+    query = select(Document).where(Document.source_id == source_id)
+    if args.get("status"):
+        query = query.where(Document.status == args["status"])
+    return paginate(query, Document, args)
+
+
+def get_document(source_id: str, document_id: str) -> Document:
+    document = db.session.get(Document, document_id)
+    if document is None or document.source_id != source_id:
+        raise NotFound(f"Document {document_id} does not exist in source {source_id}.")
+    return document
+
+
+def delete_document(source_id: str, document_id: str) -> None:
+    """Remove a document, its chunks and vectors from every index; an uploaded file is deleted too."""
+    from app.services.sync import active_run
+
+    document = get_document(source_id, document_id)
+    if active_run(source_id):
+        raise Conflict("The source is syncing; delete the document when the sync has ended.", code="sync_in_progress")
+    source = get_source(source_id)
+    targets = [index_service.target(index) for index in index_service.indexes_of(source)]
+    external_id = document.external_id
+    db.session.execute(IndexedDocument.__table__.delete().where(IndexedDocument.document_id == document_id))
+    db.session.delete(document)
+    db.session.commit()
+    for target in targets:
+        target.vectors.delete_documents([document_id])
+        target.lexical.delete_documents([document_id])
+    if source.type == "file":
+        path = uploads_dir(source_id) / external_id
+        if path.parent.parent == uploads_dir(source_id):
+            path.unlink(missing_ok=True)
+            path.parent.rmdir() if not any(path.parent.iterdir()) else None

@@ -1,0 +1,77 @@
+"""Builds the knowledge engine's objects (embedder, stores, chunker) for a Magnet index.
+
+Heavy objects are per process: the embedding model loads once (knowledge.embedders keeps it), the
+embedding cache is one SQLite file in the data dir shared by every index, so a text embedded for one
+index is never embedded again for another.
+"""
+from __future__ import annotations
+
+import threading
+
+from flask import current_app
+
+from app.errors import ValidationFailed
+from app.extensions import db
+from app.models import KnowledgeIndex, LlmModel
+from app.vectordb import chroma_client
+from knowledge.chunkers import make_chunker
+from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache
+from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder
+from knowledge.pipeline import IndexTarget
+from knowledge.stores import make_lexical_index
+from knowledge.stores.chroma import ChromaVectorStore
+
+_lock = threading.RLock()  # re-entrant: building an embedder builds the shared cache
+# The local MiniLM reads at most 256 word pieces; this is its limit in the chunker's tokens too.
+LOCAL_EMBEDDING_LIMIT = 256
+
+
+def _shared(name: str, factory):
+    app = current_app._get_current_object()
+    key = f"magnet.{name}"
+    if key not in app.extensions:
+        with _lock:
+            if key not in app.extensions:
+                app.extensions[key] = factory()
+    return app.extensions[key]
+
+
+def embedding_cache() -> EmbeddingCache:
+    config = current_app.extensions["magnet.config"]
+    return _shared("embedding_cache", lambda: EmbeddingCache(config.data_dir / "embedding-cache.db"))
+
+
+def embedder_for(model: LlmModel) -> CachedEmbedder:
+    """The cached embedder of an embedding model. Local models run in-process with sentence-transformers."""
+    if model.kind != "embedding":
+        raise ValidationFailed(f"{model.name} is a {model.kind} model, not an embedding model.")
+    if model.provider != "local":
+        raise ValidationFailed(f"Embedding with provider {model.provider} is not supported yet; use a local model.")
+
+    def build():
+        path = None if model.is_builtin else model.model_id
+        return CachedEmbedder(SentenceTransformerEmbedder(model_path=path, name=model.model_id), embedding_cache())
+
+    return _shared(f"embedder.{model.id}", build)
+
+
+def max_chunk_size(model: LlmModel) -> int:
+    """The largest chunk_size an index on this model accepts: its input limit, so nothing is truncated."""
+    return model.context_window or LOCAL_EMBEDDING_LIMIT
+
+
+def collection_name(index: KnowledgeIndex) -> str:
+    return f"magnet-{index.id}"
+
+
+def index_target(index: KnowledgeIndex) -> IndexTarget:
+    model = db.session.get(LlmModel, index.embedding_model_id)
+    embedder = embedder_for(model)
+    chunker = make_chunker(index.chunker, index.chunk_size, index.chunk_overlap)
+    return IndexTarget(
+        name=index.id,
+        chunker=chunker,
+        embedder=embedder,
+        vectors=ChromaVectorStore(chroma_client(), collection_name(index)),
+        lexical=make_lexical_index(db.engine, index.id),
+    )

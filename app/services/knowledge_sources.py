@@ -1,0 +1,117 @@
+"""Knowledge sources: CRUD, schedules, and cleaning up their stores when they go."""
+from __future__ import annotations
+
+import shutil
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.api.common import paginate
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.models import Document, KnowledgeIndex, KnowledgeSource, SyncRun, utcnow
+from app.services import indexes as index_service
+from app.services.scheduler import next_run, validate_schedule
+from app.services.sources_config import validate_configuration
+
+
+def get_source(source_id: str) -> KnowledgeSource:
+    source = db.session.get(KnowledgeSource, source_id)
+    if source is None:
+        raise NotFound(f"Knowledge source {source_id} does not exist.", details={"id": source_id})
+    return source
+
+
+def _check_name_free(name: str, exclude_id: str | None = None) -> None:
+    query = select(KnowledgeSource.id).where(KnowledgeSource.name == name)
+    if exclude_id:
+        query = query.where(KnowledgeSource.id != exclude_id)
+    if db.session.execute(query).first():
+        raise Conflict(f"A knowledge source named '{name}' already exists.", code="duplicate_name",
+                       details={"name": name})
+
+
+def create_source(body: dict) -> KnowledgeSource:
+    _check_name_free(body["name"])
+    source = KnowledgeSource(
+        name=body["name"],
+        description=body.get("description"),
+        type=body["type"],
+        configuration=validate_configuration(body["type"], body.get("configuration") or {}),
+        schedule=validate_schedule(body.get("schedule")),
+    )
+    source.next_sync_at = next_run(source.schedule, utcnow())
+    db.session.add(source)
+    db.session.flush()
+    index, _ = index_service.find_or_create(source, body.get("index") or {})
+    index.status = "ready"  # an empty index over an empty source is complete
+    db.session.commit()
+    return source
+
+
+def update_source(source_id: str, body: dict) -> KnowledgeSource:
+    source = get_source(source_id)
+    if "type" in body and body["type"] != source.type:
+        raise Conflict("A source's type cannot change; create a new source instead.", code="immutable_field",
+                       details={"fields": ["type"]})
+    if "name" in body:
+        _check_name_free(body["name"], exclude_id=source.id)
+        source.name = body["name"]
+    if "description" in body:
+        source.description = body["description"]
+    if "configuration" in body:
+        source.configuration = validate_configuration(source.type, body["configuration"] or {})
+    if "schedule" in body:
+        source.schedule = validate_schedule(body["schedule"])
+        source.next_sync_at = next_run(source.schedule, utcnow())
+    db.session.commit()
+    return source
+
+
+def list_sources(args: dict) -> dict:
+    query = select(KnowledgeSource)
+    for name in ("type", "status"):
+        if args.get(name):
+            query = query.where(getattr(KnowledgeSource, name) == args[name])
+    return paginate(query, KnowledgeSource, args)
+
+
+def delete_source(source_id: str) -> None:
+    """Delete a source with its documents, indexes, vectors and stored files (409 while it syncs)."""
+    from app.services.sync import active_run
+
+    source = get_source(source_id)
+    if active_run(source.id):
+        raise Conflict("The source is syncing; cancel the sync or wait for it to end.", code="sync_in_progress")
+    targets = [index_service.target(index) for index in index_service.indexes_of(source)]
+    db.session.delete(source)
+    db.session.commit()
+    # After the commit: the records are gone first, then their vectors and files.
+    for target in targets:
+        target.vectors.drop()
+        target.lexical.drop()
+    shutil.rmtree(current_app.extensions["magnet.config"].data_dir / "sources" / source_id, ignore_errors=True)
+
+
+def stats(source_ids: list[str]) -> dict[str, dict]:
+    """Document and chunk counts and the active run of each source, in two queries for a whole page."""
+    if not source_ids:
+        return {}
+    counts = db.session.execute(
+        select(Document.source_id, func.count(), func.coalesce(func.sum(Document.chunk_count), 0))
+        .where(Document.source_id.in_(source_ids))
+        .group_by(Document.source_id)
+    ).all()
+    active = db.session.execute(
+        select(SyncRun).where(SyncRun.source_id.in_(source_ids), SyncRun.status.in_(("queued", "running")))
+    ).scalars().all()
+    result = {sid: {"document_count": 0, "chunk_count": 0, "active_sync": None} for sid in source_ids}
+    for source_id, documents, chunks in counts:
+        result[source_id].update(document_count=documents, chunk_count=int(chunks))
+    for run in active:
+        result[run.source_id]["active_sync"] = run
+    return result
+
+
+def indexes(source_id: str) -> list[KnowledgeIndex]:
+    return index_service.indexes_of(get_source(source_id))

@@ -1,0 +1,353 @@
+"""Sync runs: start (202), cancel, and the background work that makes a source's indexes match it.
+
+Incremental by content hash: an unchanged document costs one read and one hash, no parsing or embedding.
+A changed document replaces its chunks in place (see knowledge.pipeline); a document that fails keeps
+whatever it had indexed before. Documents gone from the source are removed from SQL, Chroma and the
+lexical index, but only after a listing that completed: a half-listed source never deletes anything.
+No transaction is held open while embedding or writing to the stores.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.jobs import enqueue
+from app.models import ACTIVE_SYNC_STATUSES, Document, IndexedDocument, KnowledgeSource, SyncRun, utcnow
+from app.services import indexes as index_service
+from app.services.sources_config import connector_for, max_file_size
+from knowledge.loaders import get_loader, load_document
+from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
+from knowledge.types import IngestError, SourceItem
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_SECONDS = 1.0
+# A running sync whose worker has not written progress for this long is presumed dead.
+STALE_AFTER = timedelta(minutes=5)
+MAX_ERRORS_KEPT = 1000
+
+
+class SyncCancelled(Exception):
+    pass
+
+
+def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
+    """Queue a sync of a source; 409 if one is already queued or running (the database enforces it)."""
+    source = db.session.get(KnowledgeSource, source_id)
+    if source is None:
+        raise NotFound(f"Knowledge source {source_id} does not exist.")
+    run = SyncRun(source_id=source_id, trigger=trigger)
+    db.session.add(run)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        active = active_run(source_id)
+        raise Conflict(
+            f"A sync of {source.name} is already {active.status if active else 'running'}.",
+            code="sync_in_progress",
+            details={"run_id": active.id if active else None},
+        ) from None
+    enqueue("sync_source", run.id)
+    return run
+
+
+def request_resync(source_id: str) -> None:
+    """Files arrived while a sync runs: start another sync as soon as this one ends."""
+    db.session.execute(update(KnowledgeSource).where(KnowledgeSource.id == source_id).values(resync_requested=True))
+    db.session.commit()
+
+
+def active_run(source_id: str) -> SyncRun | None:
+    return db.session.execute(
+        select(SyncRun).where(SyncRun.source_id == source_id, SyncRun.status.in_(ACTIVE_SYNC_STATUSES))
+    ).scalar_one_or_none()
+
+
+def get_run(source_id: str, run_id: str) -> SyncRun:
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.source_id != source_id:
+        raise NotFound(f"Sync run {run_id} does not exist for source {source_id}.")
+    return run
+
+
+def cancel_sync(source_id: str, run_id: str) -> SyncRun:
+    """Ask a run to stop. A queued run stops at once; a running one at its next document."""
+    run = get_run(source_id, run_id)
+    if run.status not in ACTIVE_SYNC_STATUSES:
+        raise Conflict(f"Sync run {run_id} has already ended ({run.status}).", code="sync_finished")
+    run.cancel_requested = True
+    if run.status == "queued":
+        _finish(run, "cancelled", "Cancelled before it started.")
+    db.session.commit()
+    return run
+
+
+def recover_interrupted_runs() -> int:
+    """On worker start: runs left 'running' by a dead worker are marked failed (a re-sync converges,
+    because chunk ids are deterministic and writes are upserts); queued runs are queued again."""
+    now = utcnow()
+    stale = db.session.execute(
+        select(SyncRun).where(SyncRun.status == "running", SyncRun.heartbeat_at < now - STALE_AFTER)
+    ).scalars().all()
+    for run in stale:
+        _finish(run, "failed", "Interrupted: the worker running this sync stopped. Run the sync again.")
+    queued = db.session.execute(select(SyncRun.id).where(SyncRun.status == "queued")).scalars().all()
+    db.session.commit()
+    for run_id in queued:
+        enqueue("sync_source", run_id)  # a duplicate delivery is harmless: claiming is atomic
+    return len(stale)
+
+
+def run_sync(run_id: str) -> None:
+    """The background task. Claims the run atomically, so a duplicate delivery does nothing."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == "queued")
+        .values(status="running", started_at=now, heartbeat_at=now)
+    ).rowcount
+    db.session.commit()
+    if not claimed:
+        return
+    run = db.session.get(SyncRun, run_id)
+    source = db.session.get(KnowledgeSource, run.source_id)
+    source.status = "syncing"
+    db.session.commit()
+    try:
+        _SourceSync(run, source).execute()
+    except SyncCancelled:
+        db.session.rollback()
+        _finish(run, "cancelled", "Cancelled; documents already synced keep their new version.")
+    except IngestError as exc:
+        db.session.rollback()
+        _finish(run, "failed", exc.message)
+    except Exception as exc:  # the run must end visibly, whatever happened
+        log.exception("sync %s failed", run_id)
+        db.session.rollback()
+        _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
+    finally:
+        db.session.commit()
+        _update_source_after(run)
+
+
+def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
+    run.status = status
+    run.message = message
+    run.finished_at = utcnow()
+
+
+def _update_source_after(run: SyncRun) -> None:
+    source = db.session.get(KnowledgeSource, run.source_id)
+    if source is None:
+        return
+    source.status = "error" if run.status == "failed" else "idle"
+    source.last_sync = run.finished_at
+    source.last_sync_id = run.id
+    source.last_sync_status = run.status
+    resync, source.resync_requested = source.resync_requested, False
+    db.session.commit()
+    if resync:
+        start_sync(source.id, trigger="upload")
+
+
+class _SourceSync:
+    """One execution of a sync run."""
+
+    def __init__(self, run: SyncRun, source: KnowledgeSource):
+        self.run = run
+        self.source = source
+        self.max_bytes = max_file_size(source)
+        self.indexes = index_service.indexes_of(source)
+        # Plain ids: ORM objects expire at every commit and would reload on each access in the hot loop.
+        self.index_ids = [index.id for index in self.indexes]
+        self.source_id = source.id
+        self.writers = [
+            IndexWriter(index_service.target(index), on_written=self._written) for index in self.indexes
+        ]
+        rows = db.session.execute(
+            select(Document.external_id, Document.id, Document.content_hash, Document.status).where(
+                Document.source_id == source.id
+            )
+        ).all()
+        self.known = {row.external_id: row for row in rows}
+        states = db.session.execute(
+            select(IndexedDocument.index_id, IndexedDocument.document_id, IndexedDocument.content_hash,
+                   IndexedDocument.chunk_count)
+            .join(Document, Document.id == IndexedDocument.document_id)
+            .where(Document.source_id == source.id)
+        ).all()
+        self.state = {(s.index_id, s.document_id): (s.content_hash, s.chunk_count) for s in states}
+        self.new_documents: set[str] = set()
+        self._last_progress = 0.0
+
+    def execute(self) -> None:
+        connector = connector_for(self.source)
+        items = connector.run()
+        if self.source.type != "web":  # listings are cheap: know the total up front for progress
+            items = list(items)
+            self.run.documents_total = len(items)
+        seen: set[str] = set()
+        for item in items:
+            self._checkpoint()
+            seen.add(item.external_id)
+            self._sync_item(item)
+            self.run.documents_done += 1
+        for writer in self.writers:
+            writer.flush()
+        self._commit_written()
+        self._delete_missing(seen)
+        if self.source.type == "web":
+            self.run.documents_total = self.run.documents_done
+        index_service.mark_ready(self.index_ids)
+        _finish(self.run, "completed_with_errors" if self.run.failed else "completed", None)
+
+    # -- one document -------------------------------------------------------------------------
+
+    def _sync_item(self, item: SourceItem) -> None:
+        known = self.known.get(item.external_id)
+        try:
+            get_loader(item.name, item.mime_type)  # unknown types are skipped before any read
+            data = read_item(item, self.max_bytes)
+        except IngestError as exc:
+            self._failed(item, known, exc, data_hash=None)
+            return
+        digest = sha256_bytes(data)
+        if known is not None and known.content_hash == digest and self._current_everywhere(known, digest):
+            self.run.unchanged += 1
+            return
+        try:
+            parsed = load_document(data, item.name, item.mime_type)
+        except IngestError as exc:
+            self._failed(item, known, exc, data_hash=digest)
+            return
+        document = self._save_document(item, known, digest, parsed, len(data))
+        document_id = document.id
+        for writer, index_id in zip(self.writers, self.index_ids, strict=True):
+            previous = self.state.get((index_id, document_id), (None, 0))[1]
+            writer.add(document_id, self.source_id, parsed, [f"{document_id}:{n}" for n in range(previous)])
+        self._commit_written()
+        if known is None:
+            self.run.added += 1
+        else:
+            self.run.updated += 1
+
+    def _current_everywhere(self, known, digest: str) -> bool:
+        if known.status in ("failed", "no_text"):
+            return True  # the same bytes failed before; they would fail again
+        return all(self.state.get((index_id, known.id), (None, 0))[0] == digest for index_id in self.index_ids)
+
+    def _save_document(self, item: SourceItem, known, digest: str, parsed, size: int) -> Document:
+        document = db.session.get(Document, known.id) if known else None
+        if document is None:
+            document = Document(source_id=self.source.id, external_id=item.external_id)
+            db.session.add(document)
+        document.name = item.name[:500]
+        document.mime_type = parsed.mime_type or item.mime_type
+        document.size_bytes = size
+        document.content_hash = digest
+        document.title = (parsed.title or "")[:1000] or None
+        document.page_count = parsed.page_count
+        document.sections = [
+            {"text": s.text, "page": s.page, "heading_path": list(s.heading_path), "metadata": s.metadata}
+            for s in parsed.sections
+        ]
+        document.details = {**item.metadata, **parsed.metadata}
+        document.error_code = document.error_message = None
+        document.last_synced_at = utcnow()
+        if document.status != "indexed":
+            document.status = "pending"
+        # Committed before the writer embeds: no transaction stays open across embedding and store writes.
+        db.session.commit()
+        return document
+
+    def _written(self, written: WrittenDocument) -> None:
+        """Called by a writer once a document's chunks are in both stores."""
+        digest_row = db.session.execute(
+            select(Document.content_hash).where(Document.id == written.document_id)
+        ).scalar_one()
+        state = db.session.get(IndexedDocument, (written.index, written.document_id))
+        if state is None:
+            state = IndexedDocument(index_id=written.index, document_id=written.document_id)
+            db.session.add(state)
+        state.content_hash = digest_row
+        state.chunk_count = len(written.chunks)
+        self.state[(written.index, written.document_id)] = (digest_row, len(written.chunks))
+        if written.index == self.index_ids[0]:
+            db.session.execute(
+                update(Document)
+                .where(Document.id == written.document_id)
+                .values(status="indexed", chunk_count=len(written.chunks))
+            )
+
+    def _commit_written(self) -> None:
+        db.session.commit()
+
+    def _failed(self, item: SourceItem, known, exc: IngestError, data_hash: str | None) -> None:
+        if exc.code == "unsupported_type":
+            self.run.errors = self._with_error(item, known, exc, skipped=True)
+            return
+        self.run.failed += 1
+        self.run.errors = self._with_error(item, known, exc)
+        document = db.session.get(Document, known.id) if known else None
+        if document is None:
+            document = Document(source_id=self.source.id, external_id=item.external_id, name=item.name[:500])
+            db.session.add(document)
+        if document.status != "indexed":
+            # Never indexed: the document shows why. Indexed before: it keeps its chunks, and the error.
+            document.status = "no_text" if exc.code == "no_text" else "failed"
+            document.content_hash = data_hash
+            document.page_count = exc.details.get("page_count", document.page_count)
+        document.error_code = exc.code
+        document.error_message = exc.message
+        document.last_synced_at = utcnow()
+        db.session.commit()
+
+    def _with_error(self, item: SourceItem, known, exc: IngestError, skipped: bool = False) -> list:
+        errors = list(self.run.errors or [])
+        if len(errors) < MAX_ERRORS_KEPT:
+            errors.append({
+                "external_id": item.external_id,
+                "document_id": known.id if known else None,
+                "code": exc.code,
+                "message": exc.message,
+                "skipped": skipped,
+            })
+        return errors
+
+    # -- the end of a sync ----------------------------------------------------------------------
+
+    def _delete_missing(self, seen: set[str]) -> None:
+        gone = [row.id for external_id, row in self.known.items() if external_id not in seen]
+        if not gone:
+            return
+        for writer in self.writers:
+            writer.remove_documents(gone)
+        for start in range(0, len(gone), 500):
+            batch = gone[start:start + 500]
+            db.session.execute(IndexedDocument.__table__.delete().where(IndexedDocument.document_id.in_(batch)))
+            db.session.execute(Document.__table__.delete().where(Document.id.in_(batch)))
+        self.run.deleted += len(gone)
+        db.session.commit()
+
+    def _checkpoint(self) -> None:
+        """Every second: save progress and a heartbeat, and notice a cancel request."""
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self._last_progress = now
+        self.run.heartbeat_at = utcnow()
+        db.session.commit()
+        cancel = db.session.execute(
+            select(SyncRun.cancel_requested).where(SyncRun.id == self.run.id)
+        ).scalar_one()
+        if cancel:
+            for writer in self.writers:
+                writer.flush()
+            self._commit_written()
+            raise SyncCancelled()
