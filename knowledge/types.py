@@ -6,8 +6,8 @@ Stages follow one shape: settings in ``__init__``, heavy loading in ``warm_up()`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 

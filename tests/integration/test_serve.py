@@ -31,7 +31,7 @@ def served(tmp_path):
         done = _magnet(env, *step)
         assert done.returncode == 0, done.stderr
     port = _free_port()
-    log = open(tmp_path / "serve.log", "w+")
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - outlives this block: the server writes to it
     proc = subprocess.Popen([str(BIN / "magnet"), "serve", "--port", str(port)], env=env, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
