@@ -14,9 +14,14 @@ from app.models.knowledge import (
 )
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
+from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "ANSWER_MODES",
+    "RagTool",
+    "RetrievalTool",
+    "Trace",
     "ACTIVE_SYNC_STATUSES",
     "SOURCE_TYPES",
     "Document",

@@ -9,12 +9,18 @@ from sqlalchemy import select
 from app.api.common import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
-from app.models import Agent, ApiTool, LlmModel
+from app.models import Agent, ApiTool, LlmModel, RagTool, RetrievalTool
 from app.services import llm_models
 
 # Tool ids carry their kind as a prefix (`apitool_…`); each kind lives in its own table. RAG tools
 # (`rag_`) and retrieval tools (`ret_`) are added here when they exist.
-TOOL_TABLES: dict[str, Any] = {"apitool": ApiTool}
+TOOL_TABLES: dict[str, Any] = {"apitool": ApiTool, "rag": RagTool, "ret": RetrievalTool}
+
+
+def agents_using(tool_id: str) -> list[str]:
+    """Names of the agents whose tools include `tool_id` (tools are a JSON list, so filter here)."""
+    rows = db.session.execute(select(Agent.name, Agent.tools)).all()
+    return sorted(name for name, tools in rows if tool_id in (tools or []))
 
 
 def list_agents(args: dict) -> dict:

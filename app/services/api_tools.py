@@ -26,7 +26,7 @@ from app import crypto
 from app.api.common import paginate
 from app.errors import Conflict, NotFound, UpstreamError, UpstreamTimeout, ValidationFailed
 from app.extensions import db
-from app.models import Agent, ApiTool
+from app.models import ApiTool
 from app.runtime import outbound
 from app.services.usage import Usage, record_usage
 
@@ -100,8 +100,9 @@ def update_api_tool(tool_id: str, body: dict) -> ApiTool:
 def delete_api_tool(tool_id: str) -> None:
     """Delete a tool; refused (409 `in_use`) while an agent lists it."""
     tool = get_api_tool(tool_id)
-    rows = db.session.execute(select(Agent.name, Agent.tools)).all()
-    users = sorted(name for name, tools in rows if tool.id in (tools or []))
+    from app.services.agents import agents_using
+
+    users = agents_using(tool.id)
     if users:
         raise Conflict(
             f"API tool {tool.name} is used by agents: {', '.join(users)}.",

@@ -75,3 +75,12 @@ def index_target(index: KnowledgeIndex) -> IndexTarget:
         vectors=ChromaVectorStore(chroma_client(), collection_name(index)),
         lexical=make_lexical_index(db.engine, index.id),
     )
+
+
+def reranker_for(model: LlmModel):
+    """A cross-encoder reranker from a `rerank` model whose model_id is a local path (no weights ship)."""
+    from knowledge.rerank import CrossEncoderReranker
+
+    if model is None or model.kind != "rerank" or model.provider != "local":
+        raise ValidationFailed("Reranking needs a local rerank model whose model_id is a folder on this server.")
+    return _shared(f"reranker.{model.id}", lambda: CrossEncoderReranker(model.model_id))
