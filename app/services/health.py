@@ -11,7 +11,19 @@ from sqlalchemy import func, select, text
 from app import __version__
 from app.extensions import db
 from app.jobs import queue_state
-from app.models import Agent, ApiKey, ApiTool, LlmModel, PromptTemplate, UsageRecord
+from app.models import (
+    Agent,
+    ApiKey,
+    ApiTool,
+    Document,
+    KnowledgeSource,
+    LlmModel,
+    PromptTemplate,
+    RagTool,
+    RetrievalTool,
+    SyncRun,
+    UsageRecord,
+)
 from app.vectordb import chroma_client
 
 COUNTED = {
@@ -19,6 +31,11 @@ COUNTED = {
     "prompt_templates": PromptTemplate,
     "agents": Agent,
     "api_tools": ApiTool,
+    "knowledge_sources": KnowledgeSource,
+    "documents": Document,
+    "sync_runs": SyncRun,
+    "rag_tools": RagTool,
+    "retrieval_tools": RetrievalTool,
     "api_keys": ApiKey,
     "usage_records": UsageRecord,
 }

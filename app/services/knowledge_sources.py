@@ -33,17 +33,22 @@ def _check_name_free(name: str, exclude_id: str | None = None) -> None:
 
 def create_source(body: dict) -> KnowledgeSource:
     _check_name_free(body["name"])
+    # Everything is validated before anything is added: a 422 must not leave a half-made source in the
+    # session for the next commit to persist.
+    configuration = validate_configuration(body["type"], body.get("configuration") or {})
+    schedule = validate_schedule(body.get("schedule"))
+    index_settings = index_service.validate_settings(body.get("index") or {})
     source = KnowledgeSource(
         name=body["name"],
         description=body.get("description"),
         type=body["type"],
-        configuration=validate_configuration(body["type"], body.get("configuration") or {}),
-        schedule=validate_schedule(body.get("schedule")),
+        configuration=configuration,
+        schedule=schedule,
     )
     source.next_sync_at = next_run(source.schedule, utcnow())
     db.session.add(source)
     db.session.flush()
-    index, _ = index_service.find_or_create(source, body.get("index") or {})
+    index, _ = index_service.find_or_create(source, index_settings)
     index.status = "ready"  # an empty index over an empty source is complete
     db.session.commit()
     return source
@@ -54,15 +59,19 @@ def update_source(source_id: str, body: dict) -> KnowledgeSource:
     if "type" in body and body["type"] != source.type:
         raise Conflict("A source's type cannot change; create a new source instead.", code="immutable_field",
                        details={"fields": ["type"]})
+    # Validate every field before changing any, so a 422 leaves the source as it was.
     if "name" in body:
         _check_name_free(body["name"], exclude_id=source.id)
+    configuration = (validate_configuration(source.type, body["configuration"] or {})
+                     if "configuration" in body else source.configuration)
+    schedule = validate_schedule(body["schedule"]) if "schedule" in body else source.schedule
+    if "name" in body:
         source.name = body["name"]
     if "description" in body:
         source.description = body["description"]
-    if "configuration" in body:
-        source.configuration = validate_configuration(source.type, body["configuration"] or {})
+    source.configuration = configuration
     if "schedule" in body:
-        source.schedule = validate_schedule(body["schedule"])
+        source.schedule = schedule
         source.next_sync_at = next_run(source.schedule, utcnow())
     db.session.commit()
     return source

@@ -30,13 +30,22 @@ def _workdir(source_id: str):
     return current_app.extensions["magnet.config"].data_dir / "sources" / source_id
 
 
-def _allow_url(url: str) -> bool:
-    """Web and git sources may not reach private or loopback addresses unless the allowlist names them;
-    a refusal raises, and its message becomes the document's error."""
+def _url_guard():
+    """The outbound policy for web and git sources: private or loopback addresses are refused unless the
+    allowlist names them; a refusal raises, and its message becomes the document's error.
+
+    The allowlist is read now, in the app context: the web connector calls the guard from its own crawl
+    threads, where there is no app context.
+    """
     from app.runtime.outbound import check_url
 
-    check_url(url, current_app.extensions["magnet.config"].outbound_allowlist)
-    return True
+    allowlist = list(current_app.extensions["magnet.config"].outbound_allowlist)
+
+    def allow_url(url: str) -> bool:
+        check_url(url, allowlist)
+        return True
+
+    return allow_url
 
 
 def connector_for(source: KnowledgeSource):
@@ -44,7 +53,7 @@ def connector_for(source: KnowledgeSource):
     if source.type == "directory":
         # List every file, so the sync can report unsupported ones as skipped, with the reason.
         settings.setdefault("only_supported", False)
-    return make_connector(source.type, settings, workdir=_workdir(source.id), allow_url=_allow_url)
+    return make_connector(source.type, settings, workdir=_workdir(source.id), allow_url=_url_guard())
 
 
 def validate_configuration(source_type: str, configuration: dict) -> dict:
@@ -71,7 +80,7 @@ def validate_configuration(source_type: str, configuration: dict) -> dict:
         configuration["file_types"] = normalised
     settings = {k: v for k, v in configuration.items() if k not in MAGNET_KEYS}
     try:
-        make_connector(source_type, settings, workdir=_workdir("validation"), allow_url=_allow_url)
+        make_connector(source_type, settings, workdir=_workdir("validation"), allow_url=_url_guard())
     except (ValueError, TypeError) as exc:
         raise ValidationFailed(f"Invalid configuration for a {source_type} source: {exc}",
                                details={"fields": {"configuration": [str(exc)]}}) from exc

@@ -32,8 +32,16 @@ STALE_AFTER = timedelta(minutes=5)
 MAX_ERRORS_KEPT = 1000
 
 
+# HTTP answers that mean "this page does not exist (any more)", as opposed to a fetch that failed.
+GONE_HTTP_STATUSES = (404, 410)
+
+
 class SyncCancelled(Exception):
     pass
+
+
+def _gone(exc: IngestError) -> bool:
+    return exc.code == "fetch_failed" and exc.details.get("status") in GONE_HTTP_STATUSES
 
 
 def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
@@ -195,8 +203,8 @@ class _SourceSync:
         seen: set[str] = set()
         for item in items:
             self._checkpoint()
-            seen.add(item.external_id)
-            self._sync_item(item)
+            if self._sync_item(item):
+                seen.add(item.external_id)
             self.run.documents_done += 1
         for writer in self.writers:
             writer.flush()
@@ -209,23 +217,29 @@ class _SourceSync:
 
     # -- one document -------------------------------------------------------------------------
 
-    def _sync_item(self, item: SourceItem) -> None:
+    def _sync_item(self, item: SourceItem) -> bool:
+        """Bring one document up to date; False when the source says it no longer exists."""
         known = self.known.get(item.external_id)
         try:
             get_loader(item.name, item.mime_type)  # unknown types are skipped before any read
             data = read_item(item, self.max_bytes)
         except IngestError as exc:
+            if _gone(exc):
+                # A page that answers 404/410 was removed from the site, even if a stale link still
+                # leads to it: its document is deleted with the others the listing no longer has.
+                self.run.errors = self._with_error(item, known, exc, skipped=True)
+                return False
             self._failed(item, known, exc, data_hash=None)
-            return
+            return True
         digest = sha256_bytes(data)
         if known is not None and known.content_hash == digest and self._current_everywhere(known, digest):
             self.run.unchanged += 1
-            return
+            return True
         try:
             parsed = load_document(data, item.name, item.mime_type)
         except IngestError as exc:
             self._failed(item, known, exc, data_hash=digest)
-            return
+            return True
         document = self._save_document(item, known, digest, parsed, len(data))
         document_id = document.id
         for writer, index_id in zip(self.writers, self.index_ids, strict=True):
@@ -236,6 +250,7 @@ class _SourceSync:
             self.run.added += 1
         else:
             self.run.updated += 1
+        return True
 
     def _current_everywhere(self, known, digest: str) -> bool:
         if known.status in ("failed", "no_text"):
