@@ -18,6 +18,10 @@ RESOURCES = (
     "knowledge_sources",
     "documents",
     "syncs",
+    "rag_tools",
+    "retrieval_tools",
+    "traces",
+    "dify",
 )
 
 

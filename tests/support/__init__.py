@@ -1,0 +1,1 @@
+"""Test helpers shared across test packages (fake upstream servers and the like)."""
