@@ -18,6 +18,31 @@ def _fail(exc: MagnetError):
     raise click.ClickException(f"{exc.message} ({exc.code})")
 
 
+def _prepare_database() -> None:
+    """Make `magnet ingest DIR` work in a fresh data dir: an empty database gets its tables (as
+    `magnet db upgrade` would make them) and, like `magnet serve`, the built-in models. A database at an
+    older revision is not migrated behind the operator's back: they are told to upgrade it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import upgrade
+    from sqlalchemy import inspect
+
+    from app.extensions import db
+    from app.services.llm_models import ensure_builtin_models
+
+    with db.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is None and not inspect(db.engine).get_table_names():
+        upgrade()
+    else:
+        config = current_app.extensions["migrate"].migrate.get_config()
+        heads = ScriptDirectory.from_config(config).get_heads()
+        if current not in heads:
+            raise click.ClickException(f"The database is at revision {current}, not {', '.join(heads)}: "
+                                       "run `magnet db upgrade` first.")
+    ensure_builtin_models()
+
+
 @click.group("sources")
 def sources_group():
     """Create, sync and inspect knowledge sources."""
@@ -31,6 +56,7 @@ def sources_group():
 @with_appcontext
 def sources_create(name, source_type, configuration, schedule):
     """Create a source and print its id."""
+    _prepare_database()
     from app.services.knowledge_sources import create_source
 
     try:
@@ -50,10 +76,9 @@ def sources_create(name, source_type, configuration, schedule):
 @with_appcontext
 def sources_sync(source_id, no_wait):
     """Sync a source, showing progress; Ctrl-C cancels it."""
-    from app.services.sync import start_sync
-
+    _prepare_database()
     try:
-        run = start_sync(source_id, trigger="cli")
+        run = _start_or_attach(source_id)
     except MagnetError as exc:
         _fail(exc)
     if no_wait:
@@ -67,14 +92,20 @@ def sources_sync(source_id, no_wait):
 @with_appcontext
 def sources_status(source_id):
     """Show a source and its last sync."""
+    _prepare_database()
     from app.extensions import db
     from app.models import SyncRun
     from app.services.knowledge_sources import get_source, stats
+    from app.services.sync import fail_dead_runs
 
     try:
         source = get_source(source_id)
     except MagnetError as exc:
         _fail(exc)
+    for run_id in fail_dead_runs(source.id):  # never show a sync as running when its process is gone
+        click.echo(f"sync {run_id} was interrupted (its process stopped); marked failed")
+    db.session.expire_all()
+    source = get_source(source_id)
     info = stats([source.id])[source.id]
     click.echo(f"{source.id}  {source.name}  type={source.type}  status={source.status}")
     click.echo(f"documents={info['document_count']}  chunks={info['chunk_count']}  last sync={source.last_sync_status or 'never'}")
@@ -90,12 +121,12 @@ def sources_status(source_id):
 @with_appcontext
 def ingest_command(path: Path, name, include, exclude):
     """Create (or reuse) a directory source for PATH and sync it with a progress bar."""
+    _prepare_database()
     from sqlalchemy import select
 
     from app.extensions import db
     from app.models import KnowledgeSource
     from app.services.knowledge_sources import create_source, update_source
-    from app.services.sync import start_sync
 
     path = path.resolve()
     configuration = {"path": str(path), "include": list(include) or ["**/*"], "exclude": list(exclude)}
@@ -109,10 +140,32 @@ def ingest_command(path: Path, name, include, exclude):
             raise click.ClickException(f"a source named {name!r} already exists for something else; pass --name")
         else:
             update_source(source.id, {"configuration": {**source.configuration, **configuration}})
-        run = start_sync(source.id, trigger="cli")
+        run = _start_or_attach(source.id)
     except MagnetError as exc:
         _fail(exc)
     _follow(source.id, run.id)
+
+
+def _start_or_attach(source_id: str):
+    """Start a sync; if one is already queued or running, follow that one instead of failing.
+
+    start_sync itself fails runs whose process died (a killed `magnet ingest`, say), so a sync that is
+    still active here is alive elsewhere, or queued: _follow then runs a queued one in this process.
+    """
+    from app.errors import Conflict
+    from app.extensions import db
+    from app.models import SyncRun
+    from app.services.sync import start_sync
+
+    try:
+        return start_sync(source_id, trigger="cli")
+    except Conflict as exc:
+        run_id = (exc.details or {}).get("run_id") if exc.code == "sync_in_progress" else None
+        run = db.session.get(SyncRun, run_id) if run_id else None
+        if run is None:
+            raise
+        click.echo(f"a sync of this source is already {run.status} ({run.id}); following it")
+        return run
 
 
 def _follow(source_id: str, run_id: str) -> None:

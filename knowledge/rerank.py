@@ -32,9 +32,12 @@ def _load(path: str, device: str, max_length: int | None) -> Any:
 
 
 class CrossEncoderReranker:
-    """Scores (query, passage) pairs with a local CrossEncoder; higher is more relevant."""
+    """Scores (query, passage) pairs with a local CrossEncoder; higher is more relevant.
 
-    def __init__(self, model_path: str, batch_size: int = 32, device: str = "cpu", max_length: int | None = 512):
+    ``max_length`` (word pieces per pair) defaults to the model's own limit from its tokenizer config.
+    """
+
+    def __init__(self, model_path: str, batch_size: int = 32, device: str = "cpu", max_length: int | None = None):
         self.model_path = str(Path(model_path).resolve())
         self.name = Path(self.model_path).name
         self.batch_size = batch_size

@@ -10,10 +10,14 @@ One query runs in stages, each timed in ``RetrievalResult.timings_ms``:
    is searched with Chroma's HNSW index with ``ef_search >= max(settings.ef_search, candidate_k)``.
 3. **lexical**: the ``candidate_k`` best BM25 chunks of every index (runs in parallel with 1-2).
    Candidates of several indexes are merged by score, per retriever, before fusion.
-4. **fuse** (hybrid): ``rrf`` = sum over retrievers of ``1 / (rrf_k + rank)``; ``weighted`` =
-   ``dense_weight * norm(dense) + (1 - dense_weight) * norm(lexical)``, each retriever's scores min-max
-   normalised over its own candidates of this query (a retriever that did not return a candidate
-   contributes 0 for it). See :func:`rrf_fusion` and :func:`weighted_fusion`.
+4. **fuse** (hybrid), see :func:`hybrid_scores`: ``rrf`` = sum over retrievers of
+   ``1 / (rrf_k + rank)``; ``weighted`` = ``dense_weight * dense + (1 - dense_weight) * lexical`` with
+   ``normalization="absolute"`` (the default: dense is the raw cosine, lexical is BM25 divided by the
+   query's best BM25) or ``"minmax"`` (each side min-max scaled over its own candidates). A candidate
+   one retriever did not return gets 0 from that side, except that its dense cosine is filled in when
+   the stored vector is at hand (always with exact search), so fusion sees its real similarity.
+   Defaults (weighted, absolute, dense_weight 0.7, candidate_k 200) won a grid search on the SciFact
+   *train* queries; see bench/README.md.
 5. **threshold**: candidates whose dense cosine is below ``score_threshold`` are dropped.
 6. **rerank** (when the retriever has a reranker and ``settings.rerank``): the best
    ``max(rerank_top_n, top_k)`` candidates are re-ordered by the cross-encoder.
@@ -26,17 +30,19 @@ stages plus ``"final"`` (1-based; ``None`` where a stage did not run or did not 
 * ``dense``: cosine similarity of query and chunk, in [-1, 1] (``1 - Chroma cosine distance``). In
   hybrid mode it is filled in for lexical-only candidates too, so every hybrid hit has one.
 * ``lexical``: ``-bm25`` from the lexical index, > 0, only comparable within one query.
-* ``fused``: the fusion score (RRF: about 1/60 per retriever; weighted: in [0, 1]).
+* ``fused``: the fusion score (RRF: at most 2 / (rrf_k + 1); weighted absolute: at most 1, 0 for a
+  chunk unrelated on both sides; weighted minmax: in [0, 1]).
 * ``rerank``: the cross-encoder's output.
 * ``Hit.score`` is the score the final order follows: rerank if reranked, else fused (hybrid), dense
   (dense mode) or lexical (lexical mode).
 
-``score_threshold`` is on the **dense cosine scale** (in [-1, 1]) whatever the mode: unlike BM25 or
-fusion scores it means the same thing for every query and corpus, so "nothing clears the threshold"
-is a usable no-answer signal. With all-MiniLM-L6-v2, relevant passages score well above unrelated
-ones; :data:`RECOMMENDED_SCORE_THRESHOLD` was calibrated on SciFact train (see bench/README.md). In
-lexical mode a threshold makes the query be embedded so that it can be applied. ``None`` = no
-threshold.
+``score_threshold`` is on the **dense cosine scale** (in [-1, 1]) whatever the mode. Unlike BM25 or
+fused scores, a cosine does not depend on the other candidates of the query, so "nothing clears the
+threshold" is a usable no-answer signal. :data:`RECOMMENDED_SCORE_THRESHOLD` (0.30) is calibrated for
+all-MiniLM-L6-v2 on SciFact train: 95.5% of relevant (query, document) pairs score above it, 99.9% of
+train queries keep at least one hit, and 28 of 30 off-topic questions get none (bench/README.md). It
+is model-specific: recalibrate (``python -m bench.retrieval --tune``) for another embedder. In lexical
+mode a threshold makes the query be embedded so that it can be applied. ``None`` = no threshold.
 
 Filters use the Mongo-style syntax of :mod:`knowledge.filters` and apply to both retrievers.
 """
@@ -57,9 +63,10 @@ from knowledge.types import Hit, LexicalIndex, VectorStore
 
 MODES = ("dense", "lexical", "hybrid")
 FUSIONS = ("rrf", "weighted")
+NORMALIZATIONS = ("absolute", "minmax")
 
 # Calibrated on SciFact train queries with all-MiniLM-L6-v2 (bench/README.md, "Score threshold").
-RECOMMENDED_SCORE_THRESHOLD = 0.25
+RECOMMENDED_SCORE_THRESHOLD = 0.30
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="magnet-retrieval")
 
@@ -71,8 +78,9 @@ class RetrievalSettings:
     mode: str = "hybrid"  # dense | lexical | hybrid
     fusion: str = "weighted"  # rrf | weighted (hybrid only)
     rrf_k: int = 60  # RRF's rank constant
-    dense_weight: float = 0.5  # weighted fusion: weight of the normalised dense score, in [0, 1]
-    candidate_k: int = 100  # candidates per retriever (at least top_k are always taken)
+    dense_weight: float = 0.7  # weighted fusion: weight of the dense side, in [0, 1]
+    normalization: str = "absolute"  # weighted fusion: absolute | minmax (see absolute_fusion, weighted_fusion)
+    candidate_k: int = 200  # candidates per retriever (at least top_k are always taken)
     top_k: int = 10  # hits returned (before neighbour expansion)
     score_threshold: float | None = None  # minimum dense cosine in [-1, 1]; None: no threshold
     expand_neighbors: int = 0  # adjacent chunks of the same document added on each side of a hit
@@ -102,6 +110,8 @@ class RetrievalSettings:
             raise bad("fusion", f"must be one of {', '.join(FUSIONS)}")
         integer("rrf_k", 1, 10_000)
         number("dense_weight", 0.0, 1.0)
+        if self.normalization not in NORMALIZATIONS:
+            raise bad("normalization", f"must be one of {', '.join(NORMALIZATIONS)}")
         integer("candidate_k", 1, 10_000)
         integer("top_k", 1, 1_000)
         if self.score_threshold is not None:
@@ -178,6 +188,43 @@ def weighted_fusion(
     nl = min_max(lexical)
     keys = list(dict.fromkeys([*dense, *lexical]))
     return {key: dense_weight * nd.get(key, 0.0) + (1.0 - dense_weight) * nl.get(key, 0.0) for key in keys}
+
+
+def absolute_fusion(
+    dense: Mapping[Hashable, float], lexical: Mapping[Hashable, float], dense_weight: float
+) -> dict[Hashable, float]:
+    """``fused = w * cosine + (1 - w) * bm25 / best bm25 of the query``, over the union of both sets.
+
+    The cosine is already on an absolute scale (0 = unrelated); BM25 is not, so it is divided by the
+    query's best lexical score (1 = the best keyword match, 0 = no shared term). A key missing from a
+    side gets 0 for it.
+    """
+    top = max(lexical.values(), default=0.0)
+    keys = list(dict.fromkeys([*dense, *lexical]))
+    return {
+        key: dense_weight * dense.get(key, 0.0) + (1.0 - dense_weight) * (lexical.get(key, 0.0) / top if top > 0 else 0.0)
+        for key in keys
+    }
+
+
+def hybrid_scores(
+    dense_ranked: Sequence[tuple[Hashable, float]],
+    lexical_ranked: Sequence[tuple[Hashable, float]],
+    dense_of: Mapping[Hashable, float],
+    settings: RetrievalSettings,
+) -> dict[Hashable, float]:
+    """The fused score of every candidate, as the retriever computes it.
+
+    ``dense_ranked`` / ``lexical_ranked``: each retriever's candidates ``(key, score)``, best first;
+    ``dense_of``: the dense cosine of any candidate, including lexical-only ones where it is known.
+    """
+    if settings.fusion == "rrf":
+        return rrf_fusion([[key for key, _ in dense_ranked], [key for key, _ in lexical_ranked]], settings.rrf_k)
+    dense = {**dense_of, **dict(dense_ranked)}
+    lexical = dict(lexical_ranked)
+    if settings.normalization == "minmax":
+        return weighted_fusion(dense, lexical, settings.dense_weight, [score for _, score in dense_ranked])
+    return absolute_fusion(dense, lexical, settings.dense_weight)
 
 
 # --- the retriever --------------------------------------------------------------------------------------
@@ -308,6 +355,10 @@ class Retriever:
         if snapshot_of is not None:
             snap = snapshot_of(max_rows=settings.exact_search_max)
             if snap is not None:
+                if len(snap) and snap.vectors.shape[1] != qvec.shape[0]:
+                    raise ValueError(f"the query vector has {qvec.shape[0]} dimensions but the index "
+                                     f"{getattr(store, 'collection_name', '')!r} holds {snap.vectors.shape[1]}: "
+                                     "it was embedded with another model")
                 sims = snap.vectors @ qvec if len(snap) else np.empty(0, dtype=np.float32)
                 return _DenseSide(store, True, snap, sims)
             ensure = getattr(store, "ensure_ef_search", None)
@@ -388,6 +439,7 @@ class Retriever:
 
     @staticmethod
     def _order(candidates: dict, dense_list: list[tuple], settings: RetrievalSettings) -> list[_Candidate]:
+        """Candidates in final order before reranking (fused scores and ranks set in hybrid mode)."""
         def by(score_of):
             return sorted(candidates.values(), key=lambda c: (-score_of(c), c.index, c.chunk_id))
 
@@ -395,18 +447,13 @@ class Retriever:
             return [c for c in by(lambda c: c.dense) if c.ranks.get("dense")]
         if settings.mode == "lexical":
             return [c for c in by(lambda c: c.lexical) if c.ranks.get("lexical")]
-        keys = list(candidates)
-        if settings.fusion == "rrf":
-            rankings = [
-                sorted((key for key in keys if candidates[key].ranks.get(stage)),
-                       key=lambda key, s=stage: candidates[key].ranks[s])
-                for stage in ("dense", "lexical")
-            ]
-            fused = rrf_fusion(rankings, settings.rrf_k)
-        else:
-            dense = {key: c.dense for key, c in candidates.items() if c.dense is not None}
-            lexical = {key: c.lexical for key, c in candidates.items() if c.ranks.get("lexical")}
-            fused = weighted_fusion(dense, lexical, settings.dense_weight, [row[0] for row in dense_list])
+        dense_ranked = [((row[1], row[2]), row[0]) for row in dense_list]
+        lexical_ranked = sorted(
+            (((c.index, c.chunk_id), c.lexical) for c in candidates.values() if c.ranks.get("lexical")),
+            key=lambda item: candidates[item[0]].ranks["lexical"],
+        )
+        dense_of = {key: c.dense for key, c in candidates.items() if c.dense is not None}
+        fused = hybrid_scores(dense_ranked, lexical_ranked, dense_of, settings)
         for key, cand in candidates.items():
             cand.fused = fused.get(key, 0.0)
         ordered = by(lambda c: c.fused)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
-from werkzeug.utils import secure_filename
 
 from app.api.common import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
@@ -18,6 +19,22 @@ from app.services.knowledge_sources import get_source
 from app.services.sources_config import allowed_file_types, max_file_size
 
 MAX_FILES_PER_UPLOAD = 100
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; the temporary name adds a few
+_UNSAFE = re.compile(r"[^\w .()+,=@~-]+")
+
+
+def safe_filename(original: str) -> str:
+    """The name an upload is stored under: its base name with letters of any script kept (werkzeug's
+    secure_filename turns "报告.pdf" into "pdf", losing the name and the extension), anything that could
+    change the path or hide the file removed, at most MAX_NAME_BYTES of UTF-8. Empty if nothing is left."""
+    name = unicodedata.normalize("NFC", original).replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", "".join(c for c in name if unicodedata.category(c)[0] != "C"))
+    name = name.strip().lstrip(".").strip()  # a leading dot would hide it from the sync
+    stem, extension = os.path.splitext(name)
+    while len((stem + extension).encode("utf-8")) > MAX_NAME_BYTES and stem:
+        stem = stem[:-1]
+    name = (stem.rstrip() + extension) if stem.strip() else ""
+    return "" if name in ("", ".", "..") else name
 
 
 def uploads_dir(source_id: str) -> Path:
@@ -47,7 +64,7 @@ def save_uploads(source_id: str, files: list[FileStorage]) -> list[dict]:
 
 def _save_one(source_id: str, upload: FileStorage, allowed: tuple[str, ...], limit: int) -> dict:
     original = upload.filename or ""
-    name = secure_filename(original)
+    name = safe_filename(original)
     result = {"filename": original, "accepted": False}
     extension = os.path.splitext(name)[1].lower()
     if not name:

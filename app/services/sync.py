@@ -8,10 +8,14 @@ No transaction is held open while embedding or writing to the stores.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -25,10 +29,16 @@ from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
 from knowledge.types import IngestError, SourceItem
 
+try:
+    import fcntl
+except ImportError:  # Windows: no leases; a dead worker is noticed by its heartbeat alone
+    fcntl = None
+
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
 # A running sync whose worker has not written progress for this long is presumed dead.
 STALE_AFTER = timedelta(minutes=5)
+INTERRUPTED = "Interrupted: the process running this sync stopped before it ended. Run the sync again."
 MAX_ERRORS_KEPT = 1000
 
 
@@ -55,6 +65,8 @@ def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
+        if fail_dead_runs(source_id):  # the active run's worker had died: that run no longer blocks
+            return start_sync(source_id, trigger)
         active = active_run(source_id)
         raise Conflict(
             f"A sync of {source.name} is already {active.status if active else 'running'}.",
@@ -65,10 +77,23 @@ def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
     return run
 
 
-def request_resync(source_id: str) -> None:
-    """Files arrived while a sync runs: start another sync as soon as this one ends."""
-    db.session.execute(update(KnowledgeSource).where(KnowledgeSource.id == source_id).values(resync_requested=True))
+def request_resync(source_id: str) -> SyncRun | None:
+    """Files arrived while a sync runs: start another sync as soon as this one ends.
+
+    If the running sync ended between the caller's failed start and this flag, it never reads the flag:
+    the next sync is then started here, and returned.
+    """
+    flag = update(KnowledgeSource).where(KnowledgeSource.id == source_id)
+    db.session.execute(flag.values(resync_requested=True))
     db.session.commit()
+    if active_run(source_id) is not None:
+        return None  # it reads the flag when it ends (it commits its status before reading it)
+    db.session.execute(flag.values(resync_requested=False))
+    db.session.commit()
+    try:
+        return start_sync(source_id, trigger="upload")
+    except Conflict:
+        return None  # another sync started meanwhile: it lists the folder after these files were saved
 
 
 def active_run(source_id: str) -> SyncRun | None:
@@ -97,23 +122,134 @@ def cancel_sync(source_id: str, run_id: str) -> SyncRun:
 
 
 def recover_interrupted_runs() -> int:
-    """On worker start: runs left 'running' by a dead worker are marked failed (a re-sync converges,
-    because chunk ids are deterministic and writes are upserts); queued runs are queued again."""
-    now = utcnow()
-    stale = db.session.execute(
-        select(SyncRun).where(SyncRun.status == "running", SyncRun.heartbeat_at < now - STALE_AFTER)
-    ).scalars().all()
-    for run in stale:
-        _finish(run, "failed", "Interrupted: the worker running this sync stopped. Run the sync again.")
+    """On worker start: runs whose worker died are marked failed (a re-sync converges, because chunk
+    ids are deterministic and writes are upserts); queued runs are queued again."""
+    failed = fail_dead_runs()
     queued = db.session.execute(select(SyncRun.id).where(SyncRun.status == "queued")).scalars().all()
-    db.session.commit()
     for run_id in queued:
         enqueue("sync_source", run_id)  # a duplicate delivery is harmless: claiming is atomic
-    return len(stale)
+    return len(failed)
+
+
+# -- knowing whether a running sync's worker is alive ---------------------------------------------
+#
+# The process running a sync holds an exclusive flock on data_dir/locks/sync-<run id>.lock for as long
+# as it runs. The kernel drops the lock when that process dies, however it dies (SIGKILL, OOM, power
+# cut of a container), so any process sharing the data dir can tell at once that a 'running' run is
+# dead: its lock file exists and nobody holds it. A run whose worker is elsewhere (Redis deployments)
+# has no lock file here and is judged by its heartbeat instead (STALE_AFTER). This never mistakes a
+# live run for a dead one, unlike "force" recovery from a CLI, which would fail a sync that
+# `magnet serve` is running in the same data dir.
+
+
+def _lease_path(run_id: str) -> Path:
+    return current_app.extensions["magnet.config"].data_dir / "locks" / f"sync-{run_id}.lock"
+
+
+class _Lease:
+    """Held by the process running a sync; acquire() is False when another process or thread holds it."""
+
+    def __init__(self, run_id: str):
+        self.path = _lease_path(run_id)
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        if fcntl is None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self, remove: bool = True) -> None:
+        if self.fd is None:
+            return
+        if remove:  # unlinked before the lock goes, so nobody finds a free lock of a finished run
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
+@contextlib.contextmanager
+def _abandoned_lease(run_id: str):
+    """Yields True (holding the lock) if this run's lock file exists and no live process holds it."""
+    if fcntl is None:
+        yield False
+        return
+    try:
+        fd = os.open(_lease_path(run_id), os.O_RDWR)  # never created here
+    except OSError:
+        yield False  # no lease on this machine: the worker is elsewhere, or the run just ended
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False  # held: the worker is alive
+            return
+        yield True
+        with contextlib.suppress(OSError):
+            _lease_path(run_id).unlink()
+    finally:
+        os.close(fd)
+
+
+def fail_dead_runs(source_id: str | None = None) -> list[str]:
+    """Mark failed the 'running' syncs (of one source, or all) whose worker is gone; returns their ids.
+
+    Dead means: the run's lease in this data dir is free (certain, immediate), or it has written no
+    heartbeat for STALE_AFTER (a worker on another machine, presumed). The update is conditional on
+    the run still running, so a run that ended meanwhile keeps its real outcome.
+    """
+    query = select(SyncRun.id, SyncRun.heartbeat_at).where(SyncRun.status == "running")
+    if source_id:
+        query = query.where(SyncRun.source_id == source_id)
+    running = db.session.execute(query).all()
+    db.session.commit()  # end the read; nothing stays open while we look at the locks
+    stale_before = utcnow() - STALE_AFTER
+    failed = []
+    for run_id, heartbeat in running:
+        with _abandoned_lease(run_id) as abandoned:
+            dead = abandoned or heartbeat is None or heartbeat < stale_before
+            if dead and _fail_if_running(run_id):
+                failed.append(run_id)
+    if failed:
+        log.warning("marked %d interrupted sync runs as failed: %s", len(failed), ", ".join(failed))
+    return failed
+
+
+def _fail_if_running(run_id: str) -> bool:
+    now = utcnow()
+    changed = db.session.execute(
+        update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "running")
+        .values(status="failed", message=INTERRUPTED, finished_at=now)
+    ).rowcount
+    db.session.commit()
+    if changed:
+        run = db.session.get(SyncRun, run_id)
+        db.session.refresh(run)
+        _update_source_after(run, resync=False)
+    return bool(changed)
 
 
 def run_sync(run_id: str) -> None:
     """The background task. Claims the run atomically, so a duplicate delivery does nothing."""
+    lease = _Lease(run_id)
+    if not lease.acquire():
+        return  # another worker on this machine is running it
+    try:
+        _run_claimed(run_id)
+    finally:
+        lease.release()
+
+
+def _run_claimed(run_id: str) -> None:
     now = utcnow()
     claimed = db.session.execute(
         update(SyncRun)
@@ -127,6 +263,12 @@ def run_sync(run_id: str) -> None:
     source = db.session.get(KnowledgeSource, run.source_id)
     source.status = "syncing"
     db.session.commit()
+    # The loop commits once per document; expiring (and so reloading) every loaded object at each commit
+    # cost a few queries per document. Only this worker writes the run's counters and its documents;
+    # what others change (cancel_requested) is read with explicit queries. Restored below, and the
+    # final commit then expires everything, so the end of the run reads fresh rows.
+    session = db.session()
+    session.expire_on_commit = False
     try:
         _SourceSync(run, source).execute()
     except SyncCancelled:
@@ -140,6 +282,7 @@ def run_sync(run_id: str) -> None:
         db.session.rollback()
         _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
     finally:
+        session.expire_on_commit = True
         db.session.commit()
         _update_source_after(run)
 
@@ -150,7 +293,7 @@ def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
     run.finished_at = utcnow()
 
 
-def _update_source_after(run: SyncRun) -> None:
+def _update_source_after(run: SyncRun, resync: bool = True) -> None:
     source = db.session.get(KnowledgeSource, run.source_id)
     if source is None:
         return
@@ -158,6 +301,9 @@ def _update_source_after(run: SyncRun) -> None:
     source.last_sync = run.finished_at
     source.last_sync_id = run.id
     source.last_sync_status = run.status
+    if not resync:  # recovery of a dead run: the next sync, whoever starts it, picks the files up
+        db.session.commit()
+        return
     resync, source.resync_requested = source.resync_requested, False
     db.session.commit()
     if resync:
@@ -191,7 +337,8 @@ class _SourceSync:
             .where(Document.source_id == source.id)
         ).all()
         self.state = {(s.index_id, s.document_id): (s.content_hash, s.chunk_count) for s in states}
-        self.new_documents: set[str] = set()
+        self.digests: dict[str, str] = {}  # document id -> the content hash its chunks are being written for
+        self._unsaved_writes = False
         self._last_progress = 0.0
 
     def execute(self) -> None:
@@ -240,8 +387,8 @@ class _SourceSync:
         except IngestError as exc:
             self._failed(item, known, exc, data_hash=digest)
             return True
-        document = self._save_document(item, known, digest, parsed, len(data))
-        document_id = document.id
+        document_id = self._save_document(item, known, digest, parsed, len(data))
+        self.digests[document_id] = digest
         for writer, index_id in zip(self.writers, self.index_ids, strict=True):
             previous = self.state.get((index_id, document_id), (None, 0))[1]
             writer.add(document_id, self.source_id, parsed, [f"{document_id}:{n}" for n in range(previous)])
@@ -257,10 +404,10 @@ class _SourceSync:
             return True  # the same bytes failed before; they would fail again
         return all(self.state.get((index_id, known.id), (None, 0))[0] == digest for index_id in self.index_ids)
 
-    def _save_document(self, item: SourceItem, known, digest: str, parsed, size: int) -> Document:
+    def _save_document(self, item: SourceItem, known, digest: str, parsed, size: int) -> str:
         document = db.session.get(Document, known.id) if known else None
         if document is None:
-            document = Document(source_id=self.source.id, external_id=item.external_id)
+            document = Document(source_id=self.source_id, external_id=item.external_id)
             db.session.add(document)
         document.name = item.name[:500]
         document.mime_type = parsed.mime_type or item.mime_type
@@ -277,31 +424,39 @@ class _SourceSync:
         document.last_synced_at = utcnow()
         if document.status != "indexed":
             document.status = "pending"
+        db.session.flush()
+        document_id = document.id  # read before the commit expires it (a reload is a query per document)
         # Committed before the writer embeds: no transaction stays open across embedding and store writes.
         db.session.commit()
-        return document
+        return document_id
 
     def _written(self, written: WrittenDocument) -> None:
-        """Called by a writer once a document's chunks are in both stores."""
-        digest_row = db.session.execute(
-            select(Document.content_hash).where(Document.id == written.document_id)
-        ).scalar_one()
-        state = db.session.get(IndexedDocument, (written.index, written.document_id))
-        if state is None:
-            state = IndexedDocument(index_id=written.index, document_id=written.document_id)
-            db.session.add(state)
-        state.content_hash = digest_row
-        state.chunk_count = len(written.chunks)
-        self.state[(written.index, written.document_id)] = (digest_row, len(written.chunks))
+        """Called by a writer once a document's chunks are in both stores; committed by _commit_written.
+
+        Plain statements, no ORM loads: the digest and whether a state row exists are known here already.
+        """
+        key, count = (written.index, written.document_id), len(written.chunks)
+        digest = self.digests[written.document_id]
+        table = IndexedDocument.__table__
+        if key in self.state:
+            db.session.execute(table.update().where(
+                table.c.index_id == written.index, table.c.document_id == written.document_id,
+            ).values(content_hash=digest, chunk_count=count))
+        else:
+            db.session.execute(table.insert().values(
+                index_id=written.index, document_id=written.document_id, content_hash=digest, chunk_count=count))
+        self.state[key] = (digest, count)
         if written.index == self.index_ids[0]:
             db.session.execute(
-                update(Document)
-                .where(Document.id == written.document_id)
-                .values(status="indexed", chunk_count=len(written.chunks))
+                update(Document).where(Document.id == written.document_id).values(status="indexed", chunk_count=count)
             )
+        self._unsaved_writes = True
 
     def _commit_written(self) -> None:
-        db.session.commit()
+        # Only when a writer reported something: a needless commit still expires every loaded object.
+        if self._unsaved_writes:
+            db.session.commit()
+            self._unsaved_writes = False
 
     def _failed(self, item: SourceItem, known, exc: IngestError, data_hash: str | None) -> None:
         if exc.code == "unsupported_type":
@@ -311,7 +466,7 @@ class _SourceSync:
         self.run.errors = self._with_error(item, known, exc)
         document = db.session.get(Document, known.id) if known else None
         if document is None:
-            document = Document(source_id=self.source.id, external_id=item.external_id, name=item.name[:500])
+            document = Document(source_id=self.source_id, external_id=item.external_id, name=item.name[:500])
             db.session.add(document)
         if document.status != "indexed":
             # Never indexed: the document shows why. Indexed before: it keeps its chunks, and the error.

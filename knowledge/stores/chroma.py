@@ -91,7 +91,7 @@ class Snapshot:
 
 
 class _SnapshotCache:
-    """Process-wide LRU of snapshots, bounded by total rows; keyed by (client, collection id)."""
+    """Process-wide LRU of snapshots, bounded by total rows; keyed by collection id."""
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
@@ -233,7 +233,13 @@ class ChromaVectorStore:
 
     def version_token(self) -> tuple:
         """What identifies the collection's current content: (collection id, version stamp, count)."""
-        current = self.client.get_collection(self.collection_name)
+        from chromadb.errors import NotFoundError
+
+        try:
+            current = self.client.get_collection(self.collection_name)
+        except NotFoundError:  # never written to: create it empty, as every other method does
+            self._collection = None
+            current = self._col()
         self._collection = current  # also picks up a collection recreated by another process
         return (str(current.id), (current.metadata or {}).get(VERSION_KEY), current.count())
 
@@ -245,16 +251,17 @@ class ChromaVectorStore:
         token = self.version_token()
         if max_rows is not None and token[2] > max_rows:
             return None
-        key = (id(self.client), self.collection_name)
+        # Keyed by the collection's UUID, so stores and clients built per request share one snapshot.
+        key = (token[0],)
         snap = SNAPSHOTS.get(key, token)
         if snap is not None:
             return snap
         with SNAPSHOTS.builder_lock(key):  # one thread builds, the others wait and reuse it
             token = self.version_token()
-            snap = SNAPSHOTS.get(key, token)
+            snap = SNAPSHOTS.get((token[0],), token)
             if snap is None:
                 snap = self._load_snapshot(token)
-                SNAPSHOTS.put(key, snap)
+                SNAPSHOTS.put((token[0],), snap)
         return snap
 
     def _load_snapshot(self, token: tuple) -> Snapshot:

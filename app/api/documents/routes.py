@@ -69,8 +69,9 @@ class Documents(MethodView):
             try:
                 run = sync.start_sync(source_id, trigger="upload")
             except Conflict:
-                sync.request_resync(source_id)
-                message = "A sync is running; another starts when it ends and picks these files up."
+                run = sync.request_resync(source_id)
+                if run is None:
+                    message = "A sync is running; another starts when it ends and picks these files up."
         return ok({"files": results, "sync": run, "message": message or ""})
 
 
