@@ -145,34 +145,6 @@ def test_second_sync_while_one_runs_is_409(api, worker, source):
     _finished(api, source["id"], first.json["data"]["id"])
 
 
-def test_cancel_stops_a_running_sync_and_a_rerun_converges(app, api, worker, tmp_path):
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(120):
-        (folder / f"note-{i:03}.txt").write_text(f"Note {i}: the meeting about topic {i * 7} moved to room {i}.\n")
-    source = api.post("/api/knowledge-sources", json={
-        "name": "notes", "type": "directory", "configuration": {"path": str(folder)}}).json["data"]
-    run = api.post(f"/api/knowledge-sources/{source['id']}/sync").json["data"]
-    wait_for(lambda: api.get(f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}").json["data"],
-             lambda r: r["progress"]["done"] > 0, interval=0.05)
-    res = api.post(f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}/cancel")
-    assert res.status_code == 202 and res.json["data"]["cancel_requested"] is True
-    ended = _finished(api, source["id"], run["id"])
-    assert ended["status"] == "cancelled"
-    assert ended["progress"]["done"] < 120
-    assert api.post(f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}/cancel").status_code == 409
-
-    rerun = sync(api, source["id"])
-    assert rerun["status"] == "completed"
-    counts = rerun["counts"]
-    assert counts["added"] + counts["unchanged"] == 120 and counts["added"] > 0
-    docs = _documents(api, source["id"])
-    assert len(api.get(f"/api/knowledge-sources/{source['id']}/documents?limit=100&page=2").json["data"]) == 20
-    target = _stores(source["id"])
-    assert target.vectors.count() == 120 == target.lexical.count()
-    assert len(docs) == 100  # first page
-
-
 def test_unreachable_directory_fails_the_run_and_loses_nothing(app, api, worker, source, folder):
     sync(api, source["id"])
     shutil.rmtree(folder)

@@ -173,6 +173,66 @@ def test_web_seed_outside_the_allowlist_is_blocked(app, api, worker):
     assert run["status"] == "failed" and "blocked" in run["message"]
 
 
+class _GatedPages(SimpleHTTPRequestHandler):
+    """Serves /page-N.html; from page GATE on, a request waits until the test opens the gate, so a sync
+    is reliably still running when the test cancels it."""
+    GATE = 5
+
+    def do_GET(self):
+        if not self.path.startswith("/page-"):
+            self.send_error(404)  # robots.txt: none, everything may be crawled
+            return
+        number = int(self.path.removeprefix("/page-").removesuffix(".html"))
+        if number >= self.GATE:
+            self.server.reached.set()
+            self.server.gate.wait(30)
+        body = _page(f"Page {number}", f"Meeting {number} about topic {number * 7} moved to room {number}.",
+                     []).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_cancel_stops_a_running_sync_and_a_rerun_converges(app, api, worker, monkeypatch):
+    monkeypatch.setattr("app.services.sync.PROGRESS_EVERY_SECONDS", 0)  # look for the cancel at every page
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GatedPages)
+    server.reached, server.gate = threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        urls = [f"{base}/page-{i}.html" for i in range(30)]
+        source = api.post("/api/knowledge-sources", json={
+            "name": "pages", "type": "web",
+            "configuration": {"urls": urls, "delay": 0, "timeout": 60, "concurrency": 2}}).json["data"]
+        run = api.post(f"/api/knowledge-sources/{source['id']}/sync").json["data"]
+        assert server.reached.wait(60)  # the sync is running and now waits on the gated pages
+        res = api.post(f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}/cancel")
+        assert res.status_code == 202 and res.json["data"]["cancel_requested"] is True
+        server.gate.set()
+        ended = _finished(api, source["id"], run["id"])
+        assert ended["status"] == "cancelled", ended
+        assert ended["progress"]["done"] <= _GatedPages.GATE  # it stopped at the gate, not after all 30
+        assert ended["counts"]["added"] <= _GatedPages.GATE
+        assert api.post(f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}/cancel").status_code == 409
+        _consistent(api, source["id"])  # what was synced before the cancel is whole in both stores
+
+        rerun = sync(api, source["id"])
+        assert rerun["status"] == "completed", rerun
+        counts = rerun["counts"]
+        assert counts["added"] + counts["unchanged"] == 30 and counts["added"] >= 30 - _GatedPages.GATE
+        assert len(_documents(api, source["id"])) == 30
+        assert _consistent(api, source["id"]) == 30
+    finally:
+        server.gate.set()
+        server.shutdown()
+        server.server_close()
+
+
 # -- git ------------------------------------------------------------------------------------------
 
 
