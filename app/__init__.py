@@ -80,6 +80,10 @@ def _flask_settings(config: Config) -> dict:
     }
 
 
+# Test cases may be posted as the raw body of a CSV or JSON Lines file, not only as multipart.
+TEST_CASE_TYPES = ("text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+
+
 def _limit_json_body():
     """JSON bodies have their own, smaller limit than uploads: 413 before anything parses them."""
     from flask import current_app
@@ -90,6 +94,8 @@ def _limit_json_body():
         return
     length = request.content_length or 0
     mimetype = request.mimetype or ""
+    if request.path.endswith("/test-cases") and mimetype in TEST_CASE_TYPES:
+        return  # a test set sent as CSV or JSON Lines: the upload limit applies, as for a file
     if length and not (mimetype == "application/json" or mimetype.endswith("+json")
                        or mimetype.startswith("multipart/")):
         raise UnsupportedMediaType(

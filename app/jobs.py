@@ -40,13 +40,21 @@ def register_tasks(app: Flask, queue) -> None:
         with app.app_context():
             indexes.run_build(index_id)
 
+    @queue.task(name="run_evaluation")
+    def run_evaluation(run_id: str) -> None:
+        from app.services import eval_runs
+
+        with app.app_context():
+            eval_runs.run_evaluation(run_id)
+
     @queue.periodic_task(crontab(minute="*"), name="schedule_tick")
     def schedule_tick() -> None:
         with app.app_context():
             scheduler.start_due_syncs()
 
     app.extensions["magnet.queue"] = queue
-    app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index}
+    app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
+                                      "run_evaluation": run_evaluation}
 
 
 def enqueue(task: str, *args) -> None:
@@ -61,14 +69,22 @@ class EmbeddedConsumer(Consumer):
         pass
 
 
+def _recover() -> None:
+    """Before consuming: fail the syncs and resume the evaluation runs a dead worker left behind."""
+    from app.services import eval_runs, sync
+
+    failed = sync.recover_interrupted_runs()
+    if failed:
+        log.warning("marked %d interrupted sync runs as failed", failed)
+    resumed = eval_runs.recover_interrupted_runs()
+    if resumed:
+        log.warning("resuming %d interrupted evaluation runs: %s", len(resumed), ", ".join(resumed))
+
+
 def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
     """Start worker threads and the scheduler in this process; first recover runs a dead worker left."""
-    from app.services.sync import recover_interrupted_runs
-
     with app.app_context():
-        recovered = recover_interrupted_runs()
-    if recovered:
-        log.warning("marked %d interrupted sync runs as failed", recovered)
+        _recover()
     consumer = EmbeddedConsumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
                                 check_worker_health=False)
     consumer.start()
@@ -77,10 +93,8 @@ def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
 
 def run_consumer_forever(app: Flask, workers: int) -> None:
     """`magnet worker`: a consumer with Huey's own signal handling, in the foreground."""
-    from app.services.sync import recover_interrupted_runs
-
     with app.app_context():
-        recover_interrupted_runs()
+        _recover()
     Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
 
 

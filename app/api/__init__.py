@@ -21,6 +21,7 @@ RESOURCES = (
     "rag_tools",
     "retrieval_tools",
     "traces",
+    "evaluations",
     "dify",
 )
 

@@ -3,6 +3,13 @@ from app.models.agent import AGENT_STATUSES, Agent
 from app.models.api_key import ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
+from app.models.evaluation import (
+    EVALUATION_TYPES,
+    Evaluation,
+    EvaluationCase,
+    EvaluationResult,
+    EvaluationRun,
+)
 from app.models.knowledge import (
     ACTIVE_SYNC_STATUSES,
     SOURCE_TYPES,
@@ -18,6 +25,11 @@ from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "EVALUATION_TYPES",
+    "Evaluation",
+    "EvaluationCase",
+    "EvaluationResult",
+    "EvaluationRun",
     "ANSWER_MODES",
     "RagTool",
     "RetrievalTool",

@@ -8,14 +8,10 @@ No transaction is held open while embedding or writing to the stores.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -24,15 +20,11 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.models import ACTIVE_SYNC_STATUSES, Document, IndexedDocument, KnowledgeSource, SyncRun, utcnow
 from app.services import indexes as index_service
+from app.services.leases import Lease, abandoned_lease
 from app.services.sources_config import connector_for, max_file_size
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
 from knowledge.types import IngestError, SourceItem
-
-try:
-    import fcntl
-except ImportError:  # Windows: no leases; a dead worker is noticed by its heartbeat alone
-    fcntl = None
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
@@ -133,71 +125,9 @@ def recover_interrupted_runs() -> int:
 
 # -- knowing whether a running sync's worker is alive ---------------------------------------------
 #
-# The process running a sync holds an exclusive flock on data_dir/locks/sync-<run id>.lock for as long
-# as it runs. The kernel drops the lock when that process dies, however it dies (SIGKILL, OOM, power
-# cut of a container), so any process sharing the data dir can tell at once that a 'running' run is
-# dead: its lock file exists and nobody holds it. A run whose worker is elsewhere (Redis deployments)
-# has no lock file here and is judged by its heartbeat instead (STALE_AFTER). This never mistakes a
-# live run for a dead one, unlike "force" recovery from a CLI, which would fail a sync that
-# `magnet serve` is running in the same data dir.
-
-
-def _lease_path(run_id: str) -> Path:
-    return current_app.extensions["magnet.config"].data_dir / "locks" / f"sync-{run_id}.lock"
-
-
-class _Lease:
-    """Held by the process running a sync; acquire() is False when another process or thread holds it."""
-
-    def __init__(self, run_id: str):
-        self.path = _lease_path(run_id)
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        if fcntl is None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
-
-    def release(self, remove: bool = True) -> None:
-        if self.fd is None:
-            return
-        if remove:  # unlinked before the lock goes, so nobody finds a free lock of a finished run
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-        os.close(self.fd)
-        self.fd = None
-
-
-@contextlib.contextmanager
-def _abandoned_lease(run_id: str):
-    """Yields True (holding the lock) if this run's lock file exists and no live process holds it."""
-    if fcntl is None:
-        yield False
-        return
-    try:
-        fd = os.open(_lease_path(run_id), os.O_RDWR)  # never created here
-    except OSError:
-        yield False  # no lease on this machine: the worker is elsewhere, or the run just ended
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False  # held: the worker is alive
-            return
-        yield True
-        with contextlib.suppress(OSError):
-            _lease_path(run_id).unlink()
-    finally:
-        os.close(fd)
+# By its lease (app.services.leases), or by a heartbeat older than STALE_AFTER for a worker on another
+# machine. This never mistakes a live run for a dead one, unlike "force" recovery from a CLI, which
+# would fail a sync that `magnet serve` is running in the same data dir.
 
 
 def fail_dead_runs(source_id: str | None = None) -> list[str]:
@@ -215,7 +145,7 @@ def fail_dead_runs(source_id: str | None = None) -> list[str]:
     stale_before = utcnow() - STALE_AFTER
     failed = []
     for run_id, heartbeat in running:
-        with _abandoned_lease(run_id) as abandoned:
+        with abandoned_lease("sync", run_id) as abandoned:
             dead = abandoned or heartbeat is None or heartbeat < stale_before
             if dead and _fail_if_running(run_id):
                 failed.append(run_id)
@@ -240,7 +170,7 @@ def _fail_if_running(run_id: str) -> bool:
 
 def run_sync(run_id: str) -> None:
     """The background task. Claims the run atomically, so a duplicate delivery does nothing."""
-    lease = _Lease(run_id)
+    lease = Lease("sync", run_id)
     if not lease.acquire():
         return  # another worker on this machine is running it
     try:
