@@ -111,10 +111,12 @@ def worker_command(workers: int):
 
 
 def _register_knowledge_commands():
+    from app.cli_eval import eval_group
     from app.cli_sources import ingest_command, sources_group
 
     main.add_command(sources_group)
     main.add_command(ingest_command)
+    main.add_command(eval_group)
 
 
 _register_knowledge_commands()
