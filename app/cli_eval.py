@@ -179,7 +179,7 @@ def _write_corpus(beir, folder: Path) -> int:
     count = 0
     for doc_id, title, text in tqdm(beir.iter_corpus(), unit="doc", desc="writing corpus"):
         path = folder / _file_name(doc_id)
-        body = f"{title} {text}".strip() + "\n"  # as BEIR evaluates: title and text as one passage
+        body = f"{title or ''}\n\n{text or ''}"  # title, then the text: one passage, as BEIR evaluates
         if not path.exists() or path.read_text(encoding="utf-8") != body:
             path.write_text(body, encoding="utf-8")
         count += 1
