@@ -63,6 +63,11 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def not_a_lexical_index_table(name, type_, parent_names):
+    table = name if type_ == "table" else (parent_names or {}).get("table_name")
+    return not (table or "").startswith("lex_")
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -82,6 +87,9 @@ def run_migrations_online():
                 logger.info('No changes in schema detected.')
 
     conf_args = current_app.extensions['migrate'].configure_args
+    # The lexical indexes' FTS5 tables (lex_*) are made and dropped at run time by the knowledge engine,
+    # not by migrations: autogenerate must not offer to drop them.
+    conf_args.setdefault("include_name", not_a_lexical_index_table)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

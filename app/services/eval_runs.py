@@ -196,7 +196,9 @@ def _score_all(run: EvaluationRun, plan: _Plan, cases: list[dict], progress) -> 
                 break
             finished, _ = wait(pending, timeout=PROGRESS_EVERY_SECONDS, return_when=FIRST_COMPLETED)
             for future in finished:
-                _store(run, pending.pop(future), future.result())
+                case, outcome = pending.pop(future), future.result()
+                if outcome is not None:
+                    _store(run, case, outcome)
             if time.monotonic() - last_check >= PROGRESS_EVERY_SECONDS or not pending:
                 last_check = time.monotonic()
                 cancelled = cancelled or _checkpoint(run)
@@ -231,7 +233,7 @@ class _CaseResult:
     attempts: int = 0
 
 
-def _in_app(app, plan: _Plan, case: dict) -> _CaseResult:
+def _in_app(app, plan: _Plan, case: dict) -> _CaseResult | None:
     with app.app_context():
         try:
             return _run_case(plan, case)
@@ -264,7 +266,7 @@ def _with_timeout(fn: Callable[[], object], seconds: float):
     return box["value"]
 
 
-def _run_case(plan: _Plan, case: dict) -> _CaseResult:
+def _run_case(plan: _Plan, case: dict) -> _CaseResult | None:
     result = _CaseResult(status="ok")
     result.warnings = [f"expected source '{s['id']}' matches no document of the target's knowledge sources"
                        for s in case["expected_sources"] if s["id"] not in plan.known_sources]
@@ -274,6 +276,8 @@ def _run_case(plan: _Plan, case: dict) -> _CaseResult:
     for attempt in range(1, plan.retries + 2):
         result.attempts = attempt
         if plan.cancel.is_set():
+            if attempt == 1:
+                return None  # never started: no result, as for the cases the run never reached
             result.status, result.error = "error", "the run was cancelled before this case finished"
             return result
         started = time.perf_counter()
