@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # also runs as a script: .venv/bin/python bench/retrieval.py ...
     sys.path.insert(0, str(ROOT))
 
+# The chunking a new index gets in the app by default: the headline numbers are what users get.
+from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
@@ -436,8 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", action="store_true", help="grid-search fusion and calibrate the threshold on TRAIN")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / ".work",
                         help="persistent folder for the embedding cache, Chroma and SQLite (default bench/.work)")
-    parser.add_argument("--chunk-size", type=int, default=512, help="chunk size in cl100k tokens (default 512)")
-    parser.add_argument("--chunk-overlap", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                        help=f"chunk size in cl100k tokens (default {DEFAULT_CHUNK_SIZE}: a new index's default in "
+                             "the app, so the headline is what users get)")
+    parser.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
+                        help=f"chunk overlap in cl100k tokens (default {DEFAULT_CHUNK_OVERLAP}, the app's default)")
     parser.add_argument("--latency-queries", type=int, default=300, help="queries timed (0: skip latency)")
     args = parser.parse_args(argv)
 
@@ -450,8 +455,12 @@ def main(argv: list[str] | None = None) -> int:
 
     qrels = load_qrels(args.scifact, args.split)
     default = RetrievalSettings(top_k=EVAL_TOP_K)
+    exact = bench.vectors.count() <= default.exact_search_max
+    search_kind = "exact search" if exact else f"HNSW ef_search={default.ef_search}"
+    print(f"\ndense search on this index: {search_kind} ({bench.vectors.count()} chunks, "
+          f"exact_search_max {default.exact_search_max})")
     systems = [
-        ("dense (MiniLM, exact search)", replace(default, mode="dense")),
+        (f"dense (MiniLM, {search_kind})", replace(default, mode="dense")),
         ("lexical (SQLite FTS5 BM25)", replace(default, mode="lexical")),
         ("hybrid rrf k=60, candidate_k=100", replace(default, fusion="rrf", rrf_k=60, candidate_k=100)),
         ("hybrid weighted minmax w=0.5, candidate_k=100",
