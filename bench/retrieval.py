@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine stage p50 (ms): {lat['stages_p50']}")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / f"retrieval-{args.split}.json").write_text(json.dumps(
+    (out / f"retrieval-{args.split}-{bench.name}.json").write_text(json.dumps(
         {"split": args.split, "rows": rows, "latency": lat, "index": bench.name}, indent=2))
     return 0
 
