@@ -215,7 +215,8 @@ def import_beir(folder, name, split, metrics):
     _prepare_database()
     from app.models import Evaluation, KnowledgeSource, RetrievalTool
     from app.services import evaluations, knowledge_sources, tools
-    from evaluations.testsets import TestSetError, read_beir
+    from evaluations.beir import read_beir
+    from evaluations.testsets import TestSetError
 
     name = name or folder.resolve().name
     try:

@@ -71,12 +71,7 @@ def answer_case(evaluation: Evaluation, case: dict, depth: int) -> Answered:
 
 def _answer_rag(tool, case: dict) -> Answered:
     run = _search(tool, case["input"], tool.retrieval.get("top_k") or 5, case.get("filters"))
-    if run.results and tool.answer_mode != "none":
-        model = rag._chat_model(tool)
-        if rag._uses_extractive(tool, model):
-            rag.answer_extractively(run)
-        else:
-            rag.answer_with_model(run, model)
+    rag.answer(run)
     hits, stored = _retrieved(run.results)
     by_index = {c["result"]: hits[c["result"]].keys for c in run.citations}
     output = suite.CaseOutput(hits=hits, answer=run.answer, no_answer=run.answer is None,

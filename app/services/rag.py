@@ -191,13 +191,18 @@ def query(tool_id: str, body: dict, api_key_id: str | None) -> dict:
     tool = tools.get_tool("rag", tool_id)
     run = QueryRun(tool=tool, query=body["query"], api_key_id=api_key_id)
     retrieve(run, top_k=body.get("top_k"), filters=body.get("filters"))
-    if run.results and tool.answer_mode != "none":
-        model = _chat_model(tool)
-        if _uses_extractive(tool, model):
+    answer(run)
+    return run.payload(save_trace(run))
+
+
+def answer(run: QueryRun) -> None:
+    """Answer from what was retrieved, as the tool's answer mode and chat model say (nothing if none)."""
+    if run.results and run.tool.answer_mode != "none":
+        model = _chat_model(run.tool)
+        if _uses_extractive(run.tool, model):
             answer_extractively(run)
         else:
             answer_with_model(run, model)
-    return run.payload(save_trace(run))
 
 
 def _sse(event: str, data: dict | str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluations.beir import read_beir
 from evaluations.testsets import (
     MAX_CASES,
     MAX_ERRORS,
@@ -15,7 +16,6 @@ from evaluations.testsets import (
     detect_format,
     normalize_test_case,
     parse_test_cases,
-    read_beir,
 )
 
 BEIR_MINI = Path(__file__).resolve().parent.parent / "fixtures" / "beir_mini"
