@@ -74,6 +74,8 @@ def _flask_settings(config: Config) -> dict:
                 "securitySchemes": {
                     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                     "BearerKey": {"type": "http", "scheme": "bearer"},
+                    # POST /api/v1/messages only: an app integration's key, magnet_sk_…
+                    "IntegrationKey": {"type": "http", "scheme": "bearer"},
                 }
             },
         },

@@ -56,7 +56,7 @@ def role_allows(have: str, need: str) -> bool:
     return _RANK[have] >= _RANK[need]
 
 
-def _presented_key() -> str | None:
+def presented_key() -> str | None:
     key = request.headers.get("X-API-Key")
     if key:
         return key.strip()
@@ -113,7 +113,7 @@ def authenticate() -> None:
     need = view_role(current_app, request.endpoint, request.method)
     if need == OPEN:
         return
-    key = _presented_key()
+    key = presented_key()
     if not key:
         raise Unauthorized(
             "An API key is required: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'.",

@@ -3,6 +3,13 @@ from app.models.agent import AGENT_STATUSES, Agent
 from app.models.api_key import ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
+from app.models.conversation import (
+    MESSAGE_ROLES,
+    Conversation,
+    ConversationAttachment,
+    Integration,
+    Message,
+)
 from app.models.evaluation import (
     EVALUATION_TYPES,
     Evaluation,
@@ -25,6 +32,11 @@ from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "MESSAGE_ROLES",
+    "Conversation",
+    "ConversationAttachment",
+    "Integration",
+    "Message",
     "EVALUATION_TYPES",
     "Evaluation",
     "EvaluationCase",

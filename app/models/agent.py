@@ -1,4 +1,4 @@
-"""Agents: a model, a system prompt and the tools it may call (the runtime comes later)."""
+"""Agents: a model, a system prompt, the tools it may call and the limits of one turn (app.runtime.agent)."""
 from __future__ import annotations
 
 from sqlalchemy import Float, ForeignKey, String, Text
@@ -24,3 +24,9 @@ class Agent(TimestampMixin, Base):
     tools: Mapped[list] = mapped_column(default=list)  # ids of RAG, retrieval and API tools
     topics: Mapped[list] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # Runtime limits of one turn: model calls, seconds per tool call, seconds for the whole turn, and
+    # how many earlier messages the agent remembers (fewer when they do not fit the context window).
+    max_iterations: Mapped[int] = mapped_column(default=6)
+    tool_timeout_seconds: Mapped[float] = mapped_column(Float, default=30.0)
+    turn_timeout_seconds: Mapped[float] = mapped_column(Float, default=120.0)
+    memory_messages: Mapped[int] = mapped_column(default=20)

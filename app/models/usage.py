@@ -26,5 +26,9 @@ class UsageRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     api_key_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Filled from the metering context (app.services.usage.metering): the conversation and app
+    # integration a call was made for, so per-conversation analytics and daily credit limits are one query.
+    conversation_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    integration_id: Mapped[str | None] = mapped_column(String(40), index=True)
     details: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -5,7 +5,6 @@ never an invented one. Every call is metered (usage ledger) and traced (GET /api
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from app.extensions import db
 from app.models import Document, LlmModel, PromptTemplate, Trace
 from app.services import retrieval, tools
 from app.services.seed import DEFAULT_RAG_TEMPLATE
+from app.services.sse import DONE, sse_event
 from app.services.usage import Usage, record_usage
 
 CITATION = re.compile(r"\[(\d{1,3})\]")
@@ -74,7 +74,7 @@ def _enrich(hits) -> list[dict]:
 
 
 def retrieve(run: QueryRun, *, top_k: int | None, filters: dict | None) -> None:
-    result, settings = retrieval.search(run.tool, run.query, top_k=top_k, filters=filters)
+    result, settings = retrieval.search(run.tool, run.query, top_k=top_k, filters=filters, api_key_id=run.api_key_id)
     run.results = _enrich(result.hits)
     run.latency_ms.update({f"retrieval_{k}": round(v, 2) for k, v in result.timings_ms.items()})
     run.spans.append({
@@ -205,9 +205,8 @@ def answer(run: QueryRun) -> None:
             answer_with_model(run, model)
 
 
-def _sse(event: str, data: dict | str) -> str:
-    body = data if isinstance(data, str) else json.dumps({"event": event, **data}, default=str)
-    return f"event: {event}\ndata: {body}\n\n"
+def _sse(event: str, data: dict) -> str:
+    return sse_event({"event": event, **data})
 
 
 def stream(tool_id: str, body: dict, api_key_id: str | None) -> Iterator[str]:
@@ -238,7 +237,7 @@ def stream(tool_id: str, body: dict, api_key_id: str | None) -> Iterator[str]:
         except Exception:
             db.session.rollback()
             yield _sse("error", {"code": "internal_error", "message": "The answer could not be completed."})
-        yield "data: [DONE]\n\n"
+        yield DONE
 
     return events()
 

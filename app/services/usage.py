@@ -1,7 +1,16 @@
-"""The usage ledger service: record one metered call, with its cost computed from the model's pricing."""
+"""The usage ledger service: record one metered call, with its cost computed from the model's pricing.
+
+Calls made on behalf of a conversation (its agent's model calls, the tools it runs, their embeddings and
+answers) are tagged with the conversation and app integration through `metering(...)`, a context
+variable, so the services deep inside a turn need not pass those ids along.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 
 from app.extensions import db
 from app.models import LlmModel, UsageRecord
@@ -12,6 +21,48 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # part of prompt_tokens the provider served from its cache
+
+
+class Tally:
+    """What the ledger rows of one unit of work add up to (an agent turn: its model calls, its tools'
+    answers and embeddings). Shared by the threads the work runs tools in, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.prompt_tokens = self.completion_tokens = self.calls = 0
+        self.cost = 0.0
+
+    def add(self, record: UsageRecord) -> None:
+        with self._lock:
+            self.prompt_tokens += record.prompt_tokens
+            self.completion_tokens += record.completion_tokens
+            self.cost = round(self.cost + record.cost, 10)
+            self.calls += 1
+
+
+@dataclass(frozen=True)
+class MeteringContext:
+    conversation_id: str | None = None
+    integration_id: str | None = None
+    api_key_id: str | None = None
+    tally: Tally | None = field(default=None, compare=False)
+
+
+_context: ContextVar[MeteringContext] = ContextVar("magnet_metering", default=MeteringContext())
+
+
+@contextlib.contextmanager
+def metering(**ids: str | None) -> Iterator[MeteringContext]:
+    """Tag every ledger row recorded inside the block with these ids (nested blocks add to the outer)."""
+    token = _context.set(replace(_context.get(), **ids))
+    try:
+        yield _context.get()
+    finally:
+        _context.reset(token)
+
+
+def current_metering() -> MeteringContext:
+    return _context.get()
 
 
 def cost_of(model: LlmModel | None, usage: Usage) -> float:
@@ -41,6 +92,7 @@ def record_usage(
     commit: bool = True,
 ) -> UsageRecord:
     """Add one ledger row. `commit=False` lets a caller write it in its own transaction."""
+    context = _context.get()
     record = UsageRecord(
         entity_type=entity_type,
         entity_id=entity_id,
@@ -52,10 +104,14 @@ def record_usage(
         cached_tokens=usage.cached_tokens,
         cost=cost_of(model, usage),
         latency_ms=latency_ms,
-        api_key_id=api_key_id,
+        api_key_id=api_key_id or context.api_key_id,
+        conversation_id=context.conversation_id,
+        integration_id=context.integration_id,
         details=details or {},
     )
     db.session.add(record)
+    if context.tally is not None:
+        context.tally.add(record)
     if commit:
         db.session.commit()
     return record

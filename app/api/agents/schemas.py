@@ -16,6 +16,10 @@ class AgentSchema(Schema):
     tools = fields.List(fields.String(), required=True, metadata={"description": "Tool ids (apitool_…)"})
     topics = fields.List(fields.String(), required=True)
     status = fields.String(required=True, metadata={"enum": list(AGENT_STATUSES)})
+    max_iterations = fields.Integer(required=True)
+    tool_timeout_seconds = fields.Float(required=True)
+    turn_timeout_seconds = fields.Float(required=True)
+    memory_messages = fields.Integer(required=True)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -41,6 +45,13 @@ class AgentWriteSchema(StrictSchema):
         validate=validate.Length(max=100),
     )
     status = fields.String(load_default="active", validate=validate.OneOf(AGENT_STATUSES))
+    max_iterations = fields.Integer(load_default=6, strict=True, validate=validate.Range(min=1, max=25),
+                                    metadata={"description": "Model calls per turn; the last one may not call tools"})
+    tool_timeout_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=600))
+    turn_timeout_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=1800))
+    memory_messages = fields.Integer(load_default=20, strict=True, validate=validate.Range(min=0, max=200),
+                                     metadata={"description": "Earlier messages remembered (fewer if they do "
+                                                              "not fit the model's context window)"})
 
 
 class AgentUpdateSchema(PartialSchema, AgentWriteSchema):

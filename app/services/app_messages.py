@@ -1,0 +1,60 @@
+"""`POST /api/v1/messages`: an app talks to its integration's agent, one session per conversation.
+
+A request without `session_id` opens a conversation and names its session in the reply; the same
+`session_id` later continues it. Before any work: the key must be an active integration's, and its
+spend today (the usage ledger rows tagged with it) must be under its daily credit limit.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+
+from app.errors import BadRequest
+from app.extensions import db
+from app.ids import new_id
+from app.models import Conversation, Integration
+from app.services import attachments, conversations, integrations, turns
+
+
+def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
+    """The reply, or (with `stream`) the SSE events of the turn."""
+    integration = integrations.authenticate_integration(key)
+    integrations.check_daily_credit(integration)
+    files = attachments.extract_attachments(body.get("attachments") or [])
+    conversation, created = _session(integration, body.get("session_id"), body.get("user_id"))
+    turn = turns.prepare(conversation, body["content"], integration_id=integration.id, attachments=files)
+    session_id = conversation.session_id
+
+    def shape(message: dict) -> dict:
+        return reply(message, session_id, turn.attachments)
+
+    if body.get("stream"):
+        opening = [{"event": "session.created", "session_id": session_id, "conversation_id": conversation.id}]
+        return turns.stream(turn, verbosity=body["verbosity"], shape=shape, opening=opening if created else [])
+    return shape(turns.run(turn))
+
+
+def _session(integration: Integration, session_id: str | None, user_id: str | None) -> tuple[Conversation, bool]:
+    if session_id is None:
+        conversation = conversations.create_conversation(integration.agent_id, user_id, integration_id=integration.id,
+                                                         session_id=new_id("sess"))
+        return conversation, True
+    conversation = db.session.execute(select(Conversation).where(
+        Conversation.integration_id == integration.id, Conversation.session_id == session_id)).scalar_one_or_none()
+    if conversation is None:
+        raise BadRequest(f"No session '{session_id}' exists for this integration: send no session_id to start one.",
+                         code="invalid_request", details={"session_id": session_id})
+    return conversation, False
+
+
+def reply(message: dict, session_id: str, sent_attachments: list[dict]) -> dict[str, Any]:
+    """An assistant message in the app contract's shape."""
+    return {
+        "id": message["id"], "session_id": session_id, "conversation_id": message["conversation_id"],
+        "content": message["content"], "citations": message["citations"], "tool_calls": message["tool_calls"],
+        "attachments": sent_attachments, "created_at": message["created_at"],
+        "usage": {"prompt_tokens": message["usage"]["prompt_tokens"],
+                  "completion_tokens": message["usage"]["completion_tokens"]},
+    }

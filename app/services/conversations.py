@@ -1,0 +1,96 @@
+"""Conversations with agents: open, list, read (with messages) and clear them.
+
+Sending a message, the agent's turn, lives in app.services.turns.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from app.api.common import paginate
+from app.errors import NotFound
+from app.extensions import db
+from app.models import Conversation, ConversationAttachment, Message
+from app.services import agents
+
+TITLE_CHARS = 120
+
+
+def list_conversations(args: dict) -> dict:
+    query = select(Conversation)
+    for name in ("agent_id", "user_id", "integration_id"):
+        if args.get(name):
+            query = query.where(getattr(Conversation, name) == args[name])
+    return paginate(query, Conversation, args)
+
+
+def get_conversation(conversation_id: str) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"Conversation {conversation_id} does not exist.", details={"id": conversation_id})
+    return conversation
+
+
+def create_conversation(agent_id: str, user_id: str | None = None, *, integration_id: str | None = None,
+                        session_id: str | None = None) -> Conversation:
+    agent = agents.get_agent(agent_id)
+    conversation = Conversation(agent_id=agent.id, user_id=user_id, integration_id=integration_id,
+                                session_id=session_id)
+    db.session.add(conversation)
+    db.session.commit()
+    return conversation
+
+
+def with_messages(conversation: Conversation) -> dict[str, Any]:
+    """The conversation with its messages (oldest first) and attachments, as the API shows it."""
+    messages = db.session.execute(
+        select(Message).where(Message.conversation_id == conversation.id).order_by(Message.created_at, Message.id)
+    ).scalars().all()
+    return {**_fields(conversation), "messages": [message_payload(m) for m in messages],
+            "attachments": [attachment_payload(a) for a in attachments_of(conversation.id)]}
+
+
+def _fields(conversation: Conversation) -> dict[str, Any]:
+    names = ("id", "agent_id", "user_id", "integration_id", "session_id", "title", "message_count",
+             "last_message_at", "created_at", "updated_at")
+    return {name: getattr(conversation, name) for name in names}
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id, "conversation_id": message.conversation_id, "role": message.role,
+        "content": message.content, "tool_calls": message.tool_calls or [], "citations": message.citations or [],
+        "status": message.status, "error": message.error, "no_answer": message.no_answer,
+        "model": message.model_name, "latency_ms": message.latency_ms, "created_at": message.created_at,
+        "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens,
+                  "total_tokens": message.prompt_tokens + message.completion_tokens, "cost": message.cost},
+    }
+
+
+def attachments_of(conversation_id: str) -> list[ConversationAttachment]:
+    return list(db.session.execute(
+        select(ConversationAttachment).where(ConversationAttachment.conversation_id == conversation_id)
+        .order_by(ConversationAttachment.created_at, ConversationAttachment.id)).scalars())
+
+
+def attachment_payload(attachment: ConversationAttachment) -> dict[str, Any]:
+    return {"id": attachment.id, "filename": attachment.filename, "content_type": attachment.content_type,
+            "size_bytes": attachment.size_bytes, "tokens": attachment.tokens, "message_id": attachment.message_id}
+
+
+def clear_history(conversation_id: str) -> int:
+    """Forget the messages and attachments (the agent starts afresh); the conversation stays, and so do
+    the usage ledger rows its turns wrote. Returns how many messages were removed."""
+    conversation = get_conversation(conversation_id)
+    removed = db.session.execute(delete(Message).where(Message.conversation_id == conversation.id)).rowcount
+    db.session.execute(delete(ConversationAttachment).where(ConversationAttachment.conversation_id == conversation.id))
+    conversation.message_count = 0
+    conversation.title = None
+    db.session.commit()
+    return removed or 0
+
+
+def title_for(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
