@@ -14,6 +14,7 @@ RESOURCES = (
     "models",
     "prompt_templates",
     "agents",
+    "integrations",
     "api_tools",
     "knowledge_sources",
     "documents",
@@ -21,8 +22,12 @@ RESOURCES = (
     "rag_tools",
     "retrieval_tools",
     "traces",
+    "conversations",
     "evaluations",
     "dify",
+    "app_messages",
+    "usage",
+    "analytics",
 )
 
 

@@ -27,18 +27,19 @@ class Memory:
 
 def fit(system: Sequence[ChatMessage], history: Sequence[ChatMessage], user: ChatMessage, *,
         max_messages: int, context_window: int | None, reserve_tokens: int,
-        tools: Sequence[ToolSpec] = ()) -> Memory:
-    """The prompt for a turn: `system` messages, as much recent `history` as fits, and `user`."""
+        tools: Sequence[ToolSpec] = (), older: int = 0) -> Memory:
+    """The prompt for a turn: `system` messages, as much recent `history` as fits, and `user`.
+    `older`: how many messages came before `history` (not loaded, but counted in the note)."""
     window = context_window or DEFAULT_CONTEXT_WINDOW
     budget = window - reserve_tokens
     kept = list(history[-max_messages:]) if max_messages > 0 else []
     while True:
         kept = _from_a_user_turn(kept)
         dropped = history[: len(history) - len(kept)]
-        messages = [*system, *_note(dropped), *kept, user]
+        messages = [*system, *_note(dropped, older), *kept, user]
         tokens = estimate_prompt_tokens(messages, tools)
         if tokens <= budget or not kept:
-            return Memory(messages=messages, kept=len(kept), dropped=len(dropped), prompt_tokens=tokens)
+            return Memory(messages=messages, kept=len(kept), dropped=len(dropped) + older, prompt_tokens=tokens)
         kept = kept[1:]
 
 
@@ -48,12 +49,13 @@ def _from_a_user_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
     return messages[start:]
 
 
-def _note(dropped: Sequence[ChatMessage]) -> list[ChatMessage]:
-    if not dropped:
+def _note(dropped: Sequence[ChatMessage], older: int) -> list[ChatMessage]:
+    count = len(dropped) + older
+    if not count:
         return []
     questions = [m.content or "" for m in dropped if m.role == "user"][-MAX_NOTE_QUESTIONS:]
     asked = "; ".join(_shorten(q) for q in questions)
-    text = (f"Note: {len(dropped)} earlier message{'s' if len(dropped) != 1 else ''} of this conversation "
+    text = (f"Note: {count} earlier message{'s' if count != 1 else ''} of this conversation "
             "are not shown (they do not fit the context window).")
     if asked:
         text += f" Among them the user asked: {asked}"

@@ -69,7 +69,17 @@ def update_agent(agent_id: str, body: dict) -> Agent:
 
 
 def delete_agent(agent_id: str) -> None:
+    """Delete an agent; refused (409 `in_use`) while an app integration is bound to it."""
+    from app.services.integrations import integrations_using
+
     agent = get_agent(agent_id)
+    users = integrations_using(agent.id)
+    if users:
+        raise Conflict(
+            f"Agent {agent.name} is used by app integrations: {', '.join(users)}.",
+            code="in_use",
+            details={"integrations": users},
+        )
     db.session.delete(agent)
     db.session.commit()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.errors import Conflict, MagnetError, UpstreamTimeout
 from app.extensions import db
@@ -46,6 +46,7 @@ VERBOSITY_EVENTS["full"] = VERBOSITY_EVENTS["standard"] | {"tool.progress", "thi
 KEEPALIVE_SECONDS = 15.0  # an SSE comment this often keeps proxies from closing a quiet stream
 ATTACHMENT_PASSAGE_CHARS = 1500
 ATTACHMENT_SHARE_OF_WINDOW = 3  # attachments may fill at most a third of the context window
+HISTORY_NOTE_MESSAGES = 10  # loaded beyond what memory keeps, so its note can say what was asked
 _END = object()
 
 
@@ -127,9 +128,10 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
     tools = agent_tools.build(agent, api_key_id=turn.api_key_id, local=local)
     window = model.context_window or memory.DEFAULT_CONTEXT_WINDOW
     passages = _attachment_passages(turn.conversation_id, budget_chars=window * 4 // ATTACHMENT_SHARE_OF_WINDOW)
-    fitted = memory.fit(_system(agent, tools, passages), _history(turn, agent.memory_messages),
-                        ChatMessage(role="user", content=turn.content), max_messages=agent.memory_messages,
-                        context_window=window, reserve_tokens=agent.max_tokens, tools=[t.spec for t in tools])
+    history, older = _history(turn, agent.memory_messages)
+    fitted = memory.fit(_system(agent, tools, passages), history, ChatMessage(role="user", content=turn.content),
+                        max_messages=agent.memory_messages, context_window=window, reserve_tokens=agent.max_tokens,
+                        tools=[t.spec for t in tools], older=older)
     limits = Limits(max_iterations=agent.max_iterations, tool_timeout=agent.tool_timeout_seconds,
                     turn_timeout=agent.turn_timeout_seconds,
                     model_timeout=min(DEFAULT_TIMEOUT, agent.turn_timeout_seconds))
@@ -158,14 +160,16 @@ def _system(agent: Agent, tools: list, passages: list[Passage]) -> list[ChatMess
     return [ChatMessage(role="system", content="\n\n".join(parts))]
 
 
-def _history(turn: PreparedTurn, limit: int) -> list[ChatMessage]:
-    """Earlier messages, oldest first: the user's, and the agent's answers (failed turns left out)."""
-    rows = db.session.execute(
-        select(Message).where(Message.conversation_id == turn.conversation_id, Message.id != turn.user_message_id)
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(max(limit, 0) * 2 + 1)).scalars().all()
-    kept = [ChatMessage(role=m.role, content=m.content) for m in reversed(rows)
-            if m.role == "user" or (m.status == "completed" and m.content)]
-    return kept[-limit:] if limit > 0 else []
+def _history(turn: PreparedTurn, limit: int) -> tuple[list[ChatMessage], int]:
+    """Recent earlier messages, oldest first (the user's, and the agent's answers: failed turns are left
+    out), enough for memory to keep `limit` and name what it drops; and how many older ones exist."""
+    earlier = (Message.conversation_id == turn.conversation_id, Message.id != turn.user_message_id)
+    rows = db.session.execute(select(Message).where(*earlier).order_by(Message.created_at.desc(), Message.id.desc())
+                              .limit(limit + HISTORY_NOTE_MESSAGES)).scalars().all()
+    total = db.session.execute(select(func.count()).select_from(Message).where(*earlier)).scalar_one()
+    usable = [ChatMessage(role=m.role, content=m.content) for m in reversed(rows)
+              if m.role == "user" or (m.status == "completed" and m.content)]
+    return usable, total - len(rows)
 
 
 def _attachment_passages(conversation_id: str, *, budget_chars: int) -> list[Passage]:

@@ -17,6 +17,12 @@ PINNED = {
     ("put", "/api/models/{model_id}"): "admin",
     ("get", "/api/models"): "viewer",
     ("get", "/api/status"): "viewer",
+    ("get", "/api/integrations"): "admin",
+    ("post", "/api/integrations"): "admin",
+    ("get", "/api/integrations/{integration_id}"): "admin",
+    ("put", "/api/integrations/{integration_id}"): "admin",
+    ("delete", "/api/integrations/{integration_id}"): "admin",
+    ("post", "/api/integrations/{integration_id}/rotate-key"): "admin",
 }
 
 
