@@ -109,6 +109,7 @@ class TurnResult:
     no_answer: bool
     model: str | None = None
     thinking: str = ""
+    passages: list[Passage] = field(default_factory=list)  # all the turn saw, numbered from 1
 
 
 class Turn:
@@ -202,7 +203,7 @@ class Turn:
             self.emit({"event": "text.chunk", "delta": content})
         return TurnResult(content=content, citations=self._citations(content), tool_calls=self.records,
                           iterations=iterations, no_answer=not content, model=self.model,
-                          thinking="\n\n".join(self.thinking))
+                          thinking="\n\n".join(self.thinking), passages=self.passages)
 
     # -- tool calls ------------------------------------------------------------------------------------
 

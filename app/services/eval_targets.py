@@ -66,6 +66,8 @@ def answer_case(evaluation: Evaluation, case: dict, depth: int) -> Answered:
         return Answered(suite.CaseOutput(hits=hits), {"retrieved": stored})
     if evaluation.type == "rag_tool":
         return _answer_rag(target, case)
+    if evaluation.type == "agent":
+        return _answer_agent(evaluation, target, case)
     return _answer_prompt(evaluation, target, case)
 
 
@@ -79,6 +81,30 @@ def _answer_rag(tool, case: dict) -> Answered:
     record = {"answer": run.answer, "no_answer_reason": run.no_answer_reason, "citations": run.citations,
               "retrieved": stored}
     return Answered(output, record, run.usage, run.cost)
+
+
+def _answer_agent(evaluation: Evaluation, agent, case: dict) -> Answered:
+    """A case is the first message of a new conversation (user_id `evaluation:<id>`, so it can be told
+    apart from real users'); the passages the agent's tools found are its retrieved list, in turn order."""
+    from app.services import conversations, turns
+
+    conversation = conversations.create_conversation(agent.id, f"evaluation:{evaluation.id}")
+    turn = turns.prepare(conversation, case["input"])
+    try:
+        message, result = turns.execute(turn, lambda event: None)
+    except turns.TurnFailed as failed:
+        raise failed.error from None
+    results = [{"content": p.text, "score": 1.0 / rank, "metadata": {
+        "chunk_id": p.chunk_id, "document_id": p.document_id, "source": p.source}}
+        for rank, p in enumerate(result.passages, start=1)]
+    hits, stored = _retrieved(results)
+    cited = [hits[c["index"] - 1].keys for c in message["citations"]]
+    answer = None if message["no_answer"] else message["content"]
+    output = suite.CaseOutput(hits=hits, answer=answer, no_answer=answer is None, cited=cited)
+    record = {"answer": answer, "conversation_id": conversation.id, "message_id": message["id"],
+              "citations": message["citations"], "tool_calls": message["tool_calls"], "retrieved": stored}
+    usage = Usage(message["usage"]["prompt_tokens"], message["usage"]["completion_tokens"])
+    return Answered(output, record, usage, message["usage"]["cost"])
 
 
 def _prompt_variable(evaluation: Evaluation, template: PromptTemplate) -> str:
@@ -185,6 +211,11 @@ def snapshot(evaluation: Evaluation) -> dict:
         if target.prompt_template_id:
             template = db.session.get(PromptTemplate, target.prompt_template_id)
             shot["prompt_version"] = template.version if template else None
+    if evaluation.type == "agent":
+        shot["agent"] = {f: getattr(target, f) for f in (
+            "system_prompt", "role", "tools", "temperature", "max_tokens", "max_iterations", "tool_timeout_seconds",
+            "turn_timeout_seconds", "memory_messages", "status")}
+        shot["chat_model"] = _model_brief(target.model_id)
     if evaluation.type == "prompt_template":
         shot["prompt_version"] = target.version
         shot["template"] = target.template
@@ -211,6 +242,11 @@ def check_ready(evaluation: Evaluation) -> None:
         from app.services.retrieval import retriever_for
 
         retriever_for(target_of(evaluation))
+    elif evaluation.type == "agent":
+        from app.runtime.providers import client_for
+        from app.services.turns import model_of
+
+        client_for(model_of(target_of(evaluation)))
     elif evaluation.type == "prompt_template":
         answer_model(evaluation)
         _prompt_variable(evaluation, target_of(evaluation))

@@ -10,6 +10,7 @@ from app.api.common import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import (
+    Agent,
     Evaluation,
     EvaluationCase,
     EvaluationRun,
@@ -22,7 +23,7 @@ from app.models import (
 from evaluations import suite
 from evaluations.testsets import TestSetError, parse_test_cases
 
-TARGETS = {"rag_tool": RagTool, "retrieval_tool": RetrievalTool, "prompt_template": PromptTemplate}
+TARGETS = {"rag_tool": RagTool, "retrieval_tool": RetrievalTool, "prompt_template": PromptTemplate, "agent": Agent}
 SETTINGS_DEFAULTS: dict[str, Any] = {
     "concurrency": 4,  # cases in flight at once
     "timeout_s": 60,  # per case, per attempt
@@ -85,8 +86,6 @@ def _check_name_free(name: str, exclude_id: str | None = None) -> None:
 
 def target_of(evaluation: Evaluation):
     """The tool or template an evaluation runs against; 422 if it no longer exists."""
-    if evaluation.type == "agent":
-        raise _invalid("type", ["agent evaluations need the agent runtime, which this version does not have"])
     target = db.session.get(TARGETS[evaluation.type], evaluation.target_id)
     if target is None:
         raise _invalid("target_id", [f"no {evaluation.type} has the id {evaluation.target_id}"])

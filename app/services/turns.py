@@ -76,7 +76,7 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     agent = agents.get_agent(conversation.agent_id)
     if agent.status == "inactive":
         raise Conflict(f"Agent {agent.name} is inactive.", code="agent_inactive", details={"agent_id": agent.id})
-    client_for(_model_of(agent))  # a model that cannot be called is refused now, not mid-stream
+    client_for(model_of(agent))  # a model that cannot be called is refused now, not mid-stream
     user = Message(id=new_id("msg"), conversation_id=conversation.id, role="user", content=content)
     db.session.add(user)
     for item in attachments or []:
@@ -92,7 +92,7 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     return PreparedTurn(conversation.id, agent.id, user.id, new_id("msg"), content, api_key_id, integration_id, shown)
 
 
-def _model_of(agent: Agent) -> LlmModel:
+def model_of(agent: Agent) -> LlmModel:
     model = db.session.get(LlmModel, agent.model_id) if agent.model_id else None
     if model is None:
         raise Conflict(f"Agent {agent.name} has no chat model.", code="no_model", details={"agent_id": agent.id})
@@ -105,8 +105,9 @@ def _count_message(conversation_id: str) -> None:
         message_count=Conversation.message_count + 1, last_message_at=utcnow()))
 
 
-def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> dict[str, Any]:
-    """Run the turn and save the assistant's message; returns it (message_payload), or raises TurnFailed."""
+def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> tuple[dict[str, Any], TurnResult]:
+    """Run the turn and save the assistant's message; returns it (message_payload) with the runtime's
+    result (which also has the passages the turn saw), or raises TurnFailed."""
     tally, started = Tally(), time.monotonic()
     with metering(conversation_id=turn.conversation_id, integration_id=turn.integration_id,
                   api_key_id=turn.api_key_id, tally=tally):
@@ -118,12 +119,12 @@ def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> dict[str, Any]:
             db.session.rollback()
             message = _save(turn, None, exc, tally, started)
             raise TurnFailed(exc, message) from None
-        return _save(turn, result, None, tally, started)
+        return _save(turn, result, None, tally, started), result
 
 
 def _turn_input(turn: PreparedTurn) -> TurnInput:
     agent = agents.get_agent(turn.agent_id)
-    model = _model_of(agent)
+    model = model_of(agent)
     local = model.provider == "local"
     tools = agent_tools.build(agent, api_key_id=turn.api_key_id, local=local)
     window = model.context_window or memory.DEFAULT_CONTEXT_WINDOW
@@ -209,7 +210,7 @@ def _save(turn: PreparedTurn, result: TurnResult | None, error: MagnetError | No
 def run(turn: PreparedTurn) -> dict[str, Any]:
     """The whole turn, answered at once; raises the turn's error (after saving it)."""
     try:
-        return execute(turn, lambda event: None)
+        return execute(turn, lambda event: None)[0]
     except TurnFailed as failed:
         raise failed.error from None
 
@@ -225,7 +226,7 @@ def stream(turn: PreparedTurn, *, verbosity: str, shape: Callable[[dict], dict],
     def work() -> None:
         with app.app_context():
             try:
-                message = execute(turn, events.put)
+                message, _ = execute(turn, events.put)
                 events.put({"event": "message.completed", **shape(message)})
             except TurnFailed as failed:
                 events.put({"event": "error", "code": failed.error.code, "message": failed.error.message,
