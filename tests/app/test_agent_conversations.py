@@ -324,3 +324,19 @@ def test_anthropic_tool_use_conversation(api, llm, kb_tool):
     blocks = second.body["messages"][-1]["content"]
     assert blocks[0]["type"] == "tool_result" and blocks[0]["tool_use_id"] == "toolu_1"
     assert json.dumps(second.body["messages"][-2]["content"]).count("tool_use") == 1
+
+
+def test_tools_missing_from_the_database_are_left_out_not_fatal(api, llm, chat_model, kb_tool):
+    from app.models import Agent
+
+    agent = _agent(api, chat_model, [kb_tool])
+    conversation = _conversation(api, agent)
+    row = db.session.get(Agent, agent["id"])
+    row.tools = ["rag_gone_by_hand", kb_tool["id"]]  # a hand-edited database: the API refuses unknown ids
+    db.session.commit()
+    llm.script(Reply("Still answering."))
+    answer = _say(api, conversation, "Hi")
+    assert answer.status_code == 200 and answer.json["data"]["content"] == "Still answering."
+    assert [t["function"]["name"] for t in llm.posts[0].body["tools"]] == ["query"]
+    refused = api.put(f"/api/agents/{agent['id']}", json={"tools": ["rag_gone_by_hand"]})
+    assert refused.status_code == 422 and refused.json["error"]["details"]["unknown_tools"] == ["rag_gone_by_hand"]
