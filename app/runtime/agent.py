@@ -16,8 +16,8 @@ The runtime knows no database and no Flask: tools arrive as `AgentTool` callable
 (`thinking.chunk`, `text.chunk`, `tool.started`, `tool.progress`, `tool.completed`).
 
 Text the model writes in a round that ends in tool calls is its thinking (`thinking.chunk`), not the
-answer; so in rounds that offer tools the text is held back and sent as `text.chunk` only once the round
-ends without a tool call. Rounds without tools stream their text as it comes.
+answer; which one it is is known only when the round ends, so in rounds that offer tools the text is held
+back and then sent as one or the other. Rounds without tools stream their text as it comes.
 
 The built-in local model (`local=True`) cannot call tools itself; the runtime does what it would: call
 the agent's first RAG tool (else its first retrieval tool) with the user's message, then answer by
@@ -173,7 +173,7 @@ class Turn:
         self.request.on_model_call(result)
         if tools and result.tool_calls and result.text:
             self.thinking.append(result.text)
-            if not self.request.stream:
+            if not self.request.stream:  # a stream sent it piece by piece
                 self.emit({"event": "thinking.chunk", "delta": result.text})
         return result
 
@@ -183,15 +183,14 @@ class Turn:
             if isinstance(event, TextDelta):
                 if tools:  # thinking or answer? Known only when the round ends.
                     held.append(event.text)
-                    self.emit({"event": "thinking.chunk", "delta": event.text})
                 else:
                     self.emit({"event": "text.chunk", "delta": event.text})
             elif isinstance(event, ToolCallEvent):
                 continue  # also in Done's result
             elif isinstance(event, Done):
-                if held and not event.result.tool_calls:
-                    for piece in held:
-                        self.emit({"event": "text.chunk", "delta": piece})
+                kind = "thinking.chunk" if event.result.tool_calls else "text.chunk"
+                for piece in held:
+                    self.emit({"event": kind, "delta": piece})
                 return event.result
             if time.monotonic() > self.deadline:
                 self._remaining()

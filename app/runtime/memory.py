@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from app.runtime.llm_types import ChatMessage, ToolSpec, estimate_prompt_tokens
 
 DEFAULT_CONTEXT_WINDOW = 8192
-MAX_NOTE_QUESTIONS = 5
-NOTE_QUESTION_CHARS = 160
+MAX_NOTE_QUESTIONS = 3
+NOTE_QUESTION_CHARS = 100
 
 
 @dataclass(frozen=True)
