@@ -20,11 +20,10 @@ def main():
 @main.command("seed")
 @with_appcontext
 def seed_command():
-    """Create the built-in models and the demo data (idempotent)."""
+    """Create the built-in models and the demo data, and sync the demo docs (idempotent)."""
     from app.services.seed import seed_demo_data
 
-    for line in seed_demo_data():
-        click.echo(line)
+    seed_demo_data(report=click.echo)
 
 
 @main.command("serve")
@@ -34,7 +33,7 @@ def seed_command():
 @click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
 @with_appcontext
 def serve_command(host: str, port: int, workers: int, threads: int):
-    """Start the service under gunicorn and print an admin key and a first curl."""
+    """Start the service under gunicorn and print an admin key and first curls (status, demo tool, demo agent)."""
     from app.services.api_keys import ensure_bootstrap_admin_key
     from app.services.llm_models import ensure_builtin_models
 
@@ -50,6 +49,8 @@ def serve_command(host: str, port: int, workers: int, threads: int):
         click.echo(f"Try:  curl -H 'X-API-Key: {key}' {base}/api/status")
     else:
         click.echo(f"The bootstrap key in {key_file} was revoked; make one with: magnet keys create --role admin")
+    for line in _demo_curls(base, key or "YOUR_KEY"):
+        click.echo(line)
     click.echo("")
     app = current_app._get_current_object()
     if workers > 1 and not config.chroma_url:
@@ -58,6 +59,32 @@ def serve_command(host: str, port: int, workers: int, threads: int):
             "Chroma server (and run background jobs with `magnet worker`)."
         )
     _run_gunicorn(app, host, port, workers, threads, with_jobs=workers == 1)
+
+
+DEMO_QUERY = "Which role can create API keys?"
+DEMO_MESSAGE = "How does a sync find changed documents?"
+
+
+def _demo_curls(base: str, key: str) -> list[str]:
+    """Copy-paste curls for the seeded demo RAG tool and agent (nothing for whichever does not exist)."""
+    import json
+
+    from app.services.seed import demo_objects, not_ready_reason
+
+    tool, agent = demo_objects()
+    call = f"curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json'"
+    lines = []
+    if tool is not None:
+        reason = not_ready_reason(tool)
+        note = f"  [not ready: {reason}]" if reason else ""
+        lines += [f"Ask the demo docs (RAG tool {tool.name}):{note}",
+                  f"  {call} -d '{json.dumps({'query': DEMO_QUERY})}' {base}/api/rag-tools/{tool.id}/query"]
+    if agent is not None:
+        lines += [f"Chat with the demo agent ({agent.name}): open a conversation, then send it a message:",
+                  f"  conv=$({call} -d '{json.dumps({'agent_id': agent.id})}' {base}/api/conversations"
+                  " | grep -oE 'conv_[0-9a-z]{24}' | head -1)",
+                  f"  {call} -d '{json.dumps({'message': DEMO_MESSAGE})}' {base}/api/conversations/$conv/messages"]
+    return lines
 
 
 def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jobs: bool) -> None:
