@@ -18,7 +18,9 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +40,9 @@ __all__ = ["AnthropicClient", "ChatClient", "OpenAIClient", "RetryPolicy", "clie
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+MAX_CACHED_CLIENTS = 64
+_CLIENTS: OrderedDict[tuple, ChatClient] = OrderedDict()
+_CLIENTS_LOCK = threading.Lock()
 ANTHROPIC_DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; OpenAI lets the server decide
 ANTHROPIC_URL = "https://api.anthropic.com"
 _ANTHROPIC_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -96,6 +101,24 @@ def client_for(model: LlmModel, *, timeout: float | None = None, retry: RetryPol
                                code="not_a_chat_model", details={"model": model.id, "kind": model.kind})
     if model.provider == "local":
         return LocalExtractiveClient(model_name=model.model_id or "extractive")
+    # Building an SDK client costs tens of milliseconds (its HTTP client, TLS context): reuse one per
+    # configuration. Any change to the model's connection settings or key makes a new key, so a new client.
+    key = (model.id, model.provider, model.model_id, model.endpoint, model.api_key_encrypted, timeout, retry)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key) if model.id else None
+        if client is not None:
+            _CLIENTS.move_to_end(key)
+            return client
+    client = _build_client(model, timeout=timeout, retry=retry)
+    if model.id:
+        with _CLIENTS_LOCK:
+            _CLIENTS[key] = client
+            while len(_CLIENTS) > MAX_CACHED_CLIENTS:
+                _CLIENTS.popitem(last=False)
+    return client
+
+
+def _build_client(model: LlmModel, *, timeout: float | None, retry: RetryPolicy | None) -> ChatClient:
     api_key = crypto.decrypt(model.api_key_encrypted) if model.api_key_encrypted else None
     options = {"model_id": model.model_id, "base_url": model.endpoint or None, "api_key": api_key,
                "timeout": timeout or DEFAULT_TIMEOUT, "retry": retry or RetryPolicy()}

@@ -48,21 +48,24 @@ class MeteringContext:
     tally: Tally | None = field(default=None, compare=False)
 
 
-_context: ContextVar[MeteringContext] = ContextVar("magnet_metering", default=MeteringContext())
+_NO_CONTEXT = MeteringContext()
+# The default is None (not a MeteringContext): ContextVar defaults should be immutable, and the
+# dataclass holds a mutable Tally.
+_context: ContextVar[MeteringContext | None] = ContextVar("magnet_metering", default=None)
 
 
 @contextlib.contextmanager
 def metering(**ids: str | None) -> Iterator[MeteringContext]:
     """Tag every ledger row recorded inside the block with these ids (nested blocks add to the outer)."""
-    token = _context.set(replace(_context.get(), **ids))
+    token = _context.set(replace(current_metering(), **ids))
     try:
-        yield _context.get()
+        yield current_metering()
     finally:
         _context.reset(token)
 
 
 def current_metering() -> MeteringContext:
-    return _context.get()
+    return _context.get() or _NO_CONTEXT
 
 
 def cost_of(model: LlmModel | None, usage: Usage) -> float:
@@ -92,7 +95,7 @@ def record_usage(
     commit: bool = True,
 ) -> UsageRecord:
     """Add one ledger row. `commit=False` lets a caller write it in its own transaction."""
-    context = _context.get()
+    context = current_metering()
     record = UsageRecord(
         entity_type=entity_type,
         entity_id=entity_id,
