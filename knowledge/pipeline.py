@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from knowledge.embedders.usage import embed_with_usage
 from knowledge.types import Chunk, Chunker, IngestError, LexicalIndex, ParsedDocument, SourceItem, VectorStore
 
 
@@ -42,11 +43,17 @@ class WrittenDocument:
 
 @dataclass
 class WriterStats:
+    """What a writer did. ``embedded_texts`` / ``embedded_tokens``: distinct chunk texts the model embedded
+    (cache misses) and their tokens in the model's word pieces (see ``knowledge.types.ModelUsage``);
+    ``tokens_estimated`` when some were counted with cl100k instead. ``cache_hits``: chunks not embedded."""
+
     documents: int = 0
     chunks: int = 0
     embed_seconds: float = 0.0
     write_seconds: float = 0.0
     embedded_texts: int = 0
+    embedded_tokens: int = 0
+    tokens_estimated: bool = False
     cache_hits: int = 0
 
 
@@ -86,12 +93,14 @@ class IndexWriter:
         chunks = [chunk for doc in pending for chunk in doc.chunks]
         if chunks:
             started = time.perf_counter()
-            before = _misses(self.target.embedder)
-            vectors = self.target.embedder.run([c.text for c in chunks], hashes=[c.content_hash for c in chunks])
-            embedded = _misses(self.target.embedder) - before
+            vectors, usage = embed_with_usage(
+                self.target.embedder, [c.text for c in chunks], hashes=[c.content_hash for c in chunks]
+            )
             self.stats.embed_seconds += time.perf_counter() - started
-            self.stats.embedded_texts += embedded
-            self.stats.cache_hits += len(chunks) - embedded
+            self.stats.embedded_texts += usage.inputs
+            self.stats.embedded_tokens += usage.tokens
+            self.stats.tokens_estimated = self.stats.tokens_estimated or usage.estimated
+            self.stats.cache_hits += len(chunks) - usage.inputs
             started = time.perf_counter()
             self.target.vectors.upsert(chunks, vectors)
             self.target.lexical.upsert(chunks)
@@ -112,10 +121,6 @@ class IndexWriter:
         if ids:
             self.target.vectors.delete_documents(ids)
             self.target.lexical.delete_documents(ids)
-
-
-def _misses(embedder) -> int:
-    return getattr(embedder, "misses", 0)
 
 
 def sha256_bytes(data: bytes) -> str:

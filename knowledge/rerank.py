@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from knowledge.tokenizer import count_tokens
+from knowledge.types import ModelUsage
+
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str], tuple[Any, threading.Lock]] = {}
 
@@ -56,6 +59,19 @@ class CrossEncoderReranker:
                 _MODELS[key] = (_load(self.model_path, self.device, self.max_length), threading.Lock())
             self._loaded = _MODELS[key]
 
+    def count_input_tokens(self, query: str, texts: Sequence[str]) -> int:
+        """Word pieces the model reads for the ``(query, text)`` pairs: ``[CLS] query [SEP] text [SEP]``
+        each, truncated as ``predict`` truncates them (longest first, to the model's limit), no padding."""
+        if not texts:
+            return 0
+        self.warm_up()
+        assert self._loaded is not None
+        model, lock = self._loaded
+        limit = getattr(model, "max_seq_length", None) or model.max_length  # renamed in sentence-transformers 6
+        with lock:  # the tokenizer is the one predict uses
+            encoded = model.tokenizer([query] * len(texts), list(texts), truncation="longest_first", max_length=limit)
+        return sum(len(ids) for ids in encoded["input_ids"])
+
     def run(self, query: str, texts: Sequence[str]) -> list[float]:
         """One score per text, in the order given."""
         if not texts:
@@ -67,3 +83,15 @@ class CrossEncoderReranker:
             scores = model.predict([(query, t) for t in texts], batch_size=self.batch_size,
                                    show_progress_bar=False, convert_to_numpy=True)
         return [float(s) for s in scores]
+
+
+def rerank_with_usage(reranker: Any, query: str, texts: Sequence[str]) -> tuple[list[float], ModelUsage]:
+    """Scores plus the pairs scored and their tokens; a reranker that cannot count its tokens is metered
+    with cl100k (query + text per pair), flagged as estimated."""
+    scores = reranker.run(query, texts)
+    counter = getattr(reranker, "count_input_tokens", None)
+    if counter is not None:
+        return scores, ModelUsage(inputs=len(texts), tokens=int(counter(query, texts)))
+    per_query = count_tokens(query)
+    tokens = sum(per_query + count_tokens(t) for t in texts)
+    return scores, ModelUsage(inputs=len(texts), tokens=tokens, estimated=True)

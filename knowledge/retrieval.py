@@ -3,7 +3,8 @@ calibrated relevance threshold, neighbour expansion and an optional cross-encode
 
 One query runs in stages, each timed in ``RetrievalResult.timings_ms``:
 
-1. **embed** the query with the index's embedder (``run([query])``; a ``CachedEmbedder`` works).
+1. **embed** the query with the index's embedder (``run([query])``, or a ``CachedEmbedder``'s ``embed``,
+   which also says whether the vector came from the cache; see ``RetrievalResult.usage``).
 2. **dense**: the ``candidate_k`` nearest chunks of every index. An index of at most
    ``exact_search_max`` chunks is searched *exactly* (cosine against every vector, from an in-memory
    snapshot that is invalidated by any write), so a small index never loses recall to HNSW; a larger one
@@ -58,8 +59,10 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.embedders.usage import embed_with_usage
 from knowledge.filters import MATCH_NOTHING, compile_filter, normalize_filter, to_chroma_where
-from knowledge.types import Hit, LexicalIndex, VectorStore
+from knowledge.rerank import rerank_with_usage
+from knowledge.types import Hit, LexicalIndex, ModelUsage, VectorStore
 
 MODES = ("dense", "lexical", "hybrid")
 FUSIONS = ("rrf", "weighted")
@@ -140,12 +143,15 @@ class RetrievalSettings:
 
 @dataclass
 class RetrievalResult:
-    """Hits best first, milliseconds per stage (``embed dense lexical fuse rerank expand total``) and
-    a trace of what ran (exact or ANN per index, candidate counts, the normalised filter, ...)."""
+    """Hits best first, milliseconds per stage (``embed dense lexical fuse rerank expand total``), a
+    trace of what ran (exact or ANN per index, candidate counts, the normalised filter, ...) and, for
+    metering, the model work per stage that ran one (``usage["embed"]``, ``usage["rerank"]``; an embed
+    served from the embedding cache has ``tokens == 0`` and ``cache_hits == 1``)."""
 
     hits: list[Hit]
     timings_ms: dict[str, float]
     trace: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, ModelUsage] = field(default_factory=dict)
 
 
 # --- fusion (pure functions, so they can be checked by hand) -------------------------------------------
@@ -287,6 +293,7 @@ class Retriever:
         settings = (settings or RetrievalSettings()).validate()
         where = normalize_filter(filters)
         timings: dict[str, float] = {}
+        usage: dict[str, ModelUsage] = {}
         trace: dict[str, Any] = {"mode": settings.mode, "filter": None if where is MATCH_NOTHING else where}
         if where is MATCH_NOTHING or not (query or "").strip():
             trace["empty_reason"] = "filter matches nothing" if where is MATCH_NOTHING else "empty query"
@@ -304,7 +311,8 @@ class Retriever:
         qvec = None
         if need_vector:
             t = time.perf_counter()
-            qvec = np.asarray(self.embedder.run([query])[0], dtype=np.float32)
+            vectors, usage["embed"] = embed_with_usage(self.embedder, [query], count_cached=True)
+            qvec = np.asarray(vectors[0], dtype=np.float32)
             norm = float(np.linalg.norm(qvec))
             qvec = qvec / norm if norm > 0 else qvec
             timings["embed"] = _ms(t)
@@ -332,7 +340,7 @@ class Retriever:
 
         if self.reranker is not None and settings.rerank and ordered:
             t = time.perf_counter()
-            ordered = self._rerank(query, ordered, max(settings.rerank_top_n, settings.top_k), sides)
+            ordered, usage["rerank"] = self._rerank(query, ordered, max(settings.rerank_top_n, settings.top_k), sides)
             timings["rerank"] = _ms(t)
 
         final = ordered[: settings.top_k]
@@ -346,7 +354,7 @@ class Retriever:
         for position, hit in enumerate(hits, start=1):
             hit.ranks["final"] = position
         timings["total"] = _ms(started)
-        return RetrievalResult(hits, timings, trace)
+        return RetrievalResult(hits, timings, trace, usage)
 
     # -- dense --
 
@@ -461,16 +469,18 @@ class Retriever:
             cand.ranks["fused"] = rank
         return ordered
 
-    def _rerank(self, query: str, ordered: list[_Candidate], n: int, sides: list[_DenseSide]) -> list[_Candidate]:
+    def _rerank(
+        self, query: str, ordered: list[_Candidate], n: int, sides: list[_DenseSide]
+    ) -> tuple[list[_Candidate], ModelUsage]:
         head, tail = ordered[:n], ordered[n:]
         self._fill_details(head, sides)
-        scores = self.reranker.run(query, [c.text or "" for c in head])
+        scores, usage = rerank_with_usage(self.reranker, query, [c.text or "" for c in head])
         for cand, score in zip(head, scores, strict=True):
             cand.rerank = float(score)
         head.sort(key=lambda c: -c.rerank)
         for rank, cand in enumerate(head, start=1):
             cand.ranks["rerank"] = rank
-        return head + tail
+        return head + tail, usage
 
     # -- hits --
 

@@ -112,8 +112,30 @@ class Chunker(Protocol):
     def run(self, doc: ParsedDocument, *, document_id: str, source_id: str) -> list[Chunk]: ...
 
 
+@dataclass
+class ModelUsage:
+    """What a model did in one call, for metering, counted in the model's own tokens (word pieces).
+
+    ``tokens`` are what the model read for the ``inputs`` it ran on (texts, or (query, passage) pairs):
+    special tokens ([CLS]/[SEP]) included, each input cut at the model's length limit as the model cuts
+    it, padding excluded. Texts served from the embedding cache were not run: they are counted in
+    ``cache_hits`` (and their tokens in ``cached_tokens`` when asked for), never in ``tokens``.
+    ``estimated``: counted with cl100k (knowledge.tokenizer) because the model offers no count of its own.
+    """
+
+    inputs: int = 0
+    tokens: int = 0
+    cache_hits: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+
 class Embedder(Protocol):
-    """Turns texts into unit-length vectors."""
+    """Turns texts into unit-length vectors.
+
+    Optional, for metering: ``count_input_tokens(texts) -> int`` (see :class:`TokenCounting`); an
+    embedder without it is metered with a cl100k estimate (knowledge.embedders.usage).
+    """
 
     name: str
     dimension: int
@@ -122,6 +144,13 @@ class Embedder(Protocol):
     def warm_up(self) -> None: ...
 
     def run(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class TokenCounting(Protocol):
+    """An embedder that can count the word pieces its model reads (see :class:`ModelUsage`)."""
+
+    def count_input_tokens(self, texts: Sequence[str]) -> int: ...
 
 
 @runtime_checkable

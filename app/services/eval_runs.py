@@ -169,7 +169,8 @@ def _plan(run: EvaluationRun) -> _Plan:
         from app.services import engine
         from app.services.llm_models import default_model
 
-        embedder = engine.embedder_for(default_model("embedding"))
+        model = default_model("embedding")
+        embedder = eval_targets.MeteredEmbedder(engine.embedder_for(model), model.id, evaluation.id)
     depth = run.target_snapshot.get("retrieval_depth") or 0
     return _Plan(evaluation=evaluation, specs=specs, depth=depth,
                  known_sources=eval_targets.known_source_ids(evaluation, expected),

@@ -19,6 +19,7 @@ from app.services.evaluations import _invalid, specs_of, target_of
 from app.services.llm_models import default_model
 from app.services.usage import Usage, record_usage
 from evaluations import suite
+from knowledge.embedders.usage import embed_with_usage
 
 STORED_CONTENT_CHARS = 300  # per retrieved passage kept in a result: enough to read, not a copy of the index
 STORED_CONTENT_HITS = 10
@@ -161,6 +162,25 @@ def judge_model(evaluation: Evaluation) -> LlmModel:
             "settings.judge_model_id, or make it the default chat model.",
             details={"fields": {"settings.judge_model_id": ["no generative chat model to judge with"]}})
     return model
+
+
+class MeteredEmbedder:
+    """semantic_similarity's embedder, metered: one ledger row per call (entity `evaluation`), counting
+    the texts actually embedded (the embedding cache serves repeated answers and golds for free)."""
+
+    def __init__(self, embedder, model_id: str, evaluation_id: str):
+        self.embedder, self.model_id, self.evaluation_id = embedder, model_id, evaluation_id
+
+    def run(self, texts):
+        started = time.perf_counter()
+        vectors, used = embed_with_usage(self.embedder, texts)
+        if used.tokens:
+            details = {"texts_embedded": used.inputs - used.cache_hits, "cache_hits": used.cache_hits,
+                       **({"tokens_estimated": True} if used.estimated else {})}
+            record_usage(entity_type="evaluation", entity_id=self.evaluation_id, operation="embedding",
+                         model=db.session.get(LlmModel, self.model_id), usage=Usage(prompt_tokens=used.tokens),
+                         latency_ms=round((time.perf_counter() - started) * 1000, 1), details=details)
+        return vectors
 
 
 class MeteredJudge:

@@ -13,6 +13,7 @@ from app.jobs import enqueue
 from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
 from app.services.llm_models import default_model
+from app.services.usage import record_writer_embeddings
 from knowledge.pipeline import IndexTarget, IndexWriter, WrittenDocument
 from knowledge.types import ParsedDocument, Section
 
@@ -145,6 +146,10 @@ def _build(index: KnowledgeIndex) -> None:
         writer.add(document_id, source_id, parsed, [f"{document_id}:{n}" for n in range(count)])
         db.session.commit()
     writer.flush()
+    # An index built from stored text (a new index settings, an added model) embeds like a sync does.
+    record_writer_embeddings(writer.stats, entity_type="knowledge_source", entity_id=source_id,
+                             model=db.session.get(LlmModel, index.embedding_model_id),
+                             details={"index_build": True, "index_id": index_id})
     db.session.commit()
     mark_ready([index_id])
 

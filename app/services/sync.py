@@ -18,10 +18,19 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.jobs import enqueue
-from app.models import ACTIVE_SYNC_STATUSES, Document, IndexedDocument, KnowledgeSource, SyncRun, utcnow
+from app.models import (
+    ACTIVE_SYNC_STATUSES,
+    Document,
+    IndexedDocument,
+    KnowledgeSource,
+    LlmModel,
+    SyncRun,
+    utcnow,
+)
 from app.services import indexes as index_service
 from app.services.leases import Lease, abandoned_lease
 from app.services.sources_config import connector_for, max_file_size
+from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
 from knowledge.types import IngestError, SourceItem
@@ -199,8 +208,10 @@ def _run_claimed(run_id: str) -> None:
     # final commit then expires everything, so the end of the run reads fresh rows.
     session = db.session()
     session.expire_on_commit = False
+    sync = None
     try:
-        _SourceSync(run, source).execute()
+        sync = _SourceSync(run, source)
+        sync.execute()
     except SyncCancelled:
         db.session.rollback()
         _finish(run, "cancelled", "Cancelled; documents already synced keep their new version.")
@@ -212,6 +223,11 @@ def _run_claimed(run_id: str) -> None:
         db.session.rollback()
         _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
     finally:
+        if sync is not None:  # whatever the outcome: what was embedded was spent
+            try:
+                sync.record_usage()
+            except Exception:  # metering must not keep the run from ending
+                log.exception("sync %s: embedding usage not recorded", run_id)
         session.expire_on_commit = True
         db.session.commit()
         _update_source_after(run)
@@ -245,11 +261,13 @@ class _SourceSync:
 
     def __init__(self, run: SyncRun, source: KnowledgeSource):
         self.run = run
+        self.run_id = run.id
         self.source = source
         self.max_bytes = max_file_size(source)
         self.indexes = index_service.indexes_of(source)
         # Plain ids: ORM objects expire at every commit and would reload on each access in the hot loop.
         self.index_ids = [index.id for index in self.indexes]
+        self.model_ids = [index.embedding_model_id for index in self.indexes]
         self.source_id = source.id
         self.writers = [
             IndexWriter(index_service.target(index), on_written=self._written) for index in self.indexes
@@ -421,6 +439,15 @@ class _SourceSync:
         return errors
 
     # -- the end of a sync ----------------------------------------------------------------------
+
+    def record_usage(self) -> None:
+        """One ledger row per index whose model embedded anything (cache misses), added to the session for
+        the run's final commit: after all embedding, so no transaction was open during it. An index that
+        embedded nothing (an unchanged re-sync, only cache hits) gets no row: a 0-token row says nothing."""
+        for writer, index_id, model_id in zip(self.writers, self.index_ids, self.model_ids, strict=True):
+            record_writer_embeddings(writer.stats, entity_type="knowledge_source", entity_id=self.source_id,
+                                     model=db.session.get(LlmModel, model_id),
+                                     details={"sync_run_id": self.run_id, "index_id": index_id})
 
     def _delete_missing(self, seen: set[str]) -> None:
         gone = [row.id for external_id, row in self.known.items() if external_id not in seen]

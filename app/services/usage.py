@@ -118,3 +118,17 @@ def record_usage(
     if commit:
         db.session.commit()
     return record
+
+
+def record_writer_embeddings(stats, *, entity_type: str, entity_id: str, model: LlmModel | None,
+                             details: dict, commit: bool = False) -> None:
+    """One row for what an index writer embedded (its `WriterStats`: cache misses only). Nothing when it
+    embedded nothing (an unchanged re-sync, only cache hits): a 0-token row says nothing."""
+    if not stats.embedded_texts:
+        return
+    details = {**details, "chunks_embedded": stats.embedded_texts, "cache_hits": stats.cache_hits}
+    if stats.tokens_estimated:
+        details["tokens_estimated"] = True
+    record_usage(entity_type=entity_type, entity_id=entity_id, operation="embedding", model=model,
+                 usage=Usage(prompt_tokens=stats.embedded_tokens), latency_ms=round(stats.embed_seconds * 1000.0, 3),
+                 details=details, commit=commit)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.types import iter_batches
+from knowledge.embedders.usage import count_input_tokens
+from knowledge.types import ModelUsage, iter_batches
 
 # Well below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
 _LOOKUP_BATCH = 500
@@ -136,22 +137,41 @@ class CachedEmbedder:
 
         ``hashes`` may pass precomputed ``content_hash`` values (e.g. ``Chunk.content_hash``).
         """
+        return self._run(texts, hashes)[0]
+
+    def embed(
+        self, texts: Sequence[str], hashes: Sequence[str] | None = None, *, count_cached: bool = False
+    ) -> tuple[np.ndarray, ModelUsage]:
+        """``run`` plus this call's own usage: the distinct texts embedded and their tokens, the cache
+        hits, and (``count_cached``) the tokens of those hits. Counting is skipped by plain ``run``."""
+        vectors, missing, hits = self._run(texts, hashes)
+        tokens, estimated = count_input_tokens(self.embedder, missing) if missing else (0, False)
+        usage = ModelUsage(inputs=len(missing), tokens=tokens, cache_hits=len(hits), estimated=estimated)
+        if count_cached and hits:
+            usage.cached_tokens, cached_estimated = count_input_tokens(self.embedder, hits)
+            usage.estimated = usage.estimated or cached_estimated
+        return vectors, usage
+
+    def _run(self, texts: Sequence[str], hashes: Sequence[str] | None) -> tuple[np.ndarray, list[str], list[str]]:
+        """Vectors, the distinct texts embedded and the distinct texts served from the cache."""
         keys = list(hashes) if hashes is not None else [content_hash(t) for t in texts]
         if len(keys) != len(texts):
             raise ValueError("texts and hashes differ in length")
         if not keys:
-            return np.empty((0, self.dimension), dtype=np.float32)
+            return np.empty((0, self.dimension), dtype=np.float32), [], []
         found = self.cache.get_many(self.name, keys)
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}  # dedupes by hash
+        by_key = dict(zip(keys, texts, strict=True))  # dedupes by hash
+        missing = {k: t for k, t in by_key.items() if k not in found}
+        hits = [t for k, t in by_key.items() if k in found]
         if missing:
             vectors = np.asarray(self.embedder.run(list(missing.values())), dtype=np.float32)
             fresh = dict(zip(missing, vectors, strict=True))
             self.cache.put_many(self.name, fresh.items())
             found.update(fresh)
         with self._stats_lock:
-            self.hits += len(set(keys)) - len(missing)
+            self.hits += len(hits)
             self.misses += len(missing)
-        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False), list(missing.values()), hits
 
     def reset_stats(self) -> None:
         """Zero the hit/miss counters."""

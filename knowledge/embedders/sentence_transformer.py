@@ -131,6 +131,18 @@ class SentenceTransformerEmbedder:
             return len(tok.encode(text, add_special_tokens=add_special_tokens).ids)
         return len(tok(text, add_special_tokens=add_special_tokens, truncation=False)["input_ids"])
 
+    def count_input_tokens(self, texts: Sequence[str]) -> int:
+        """Word pieces the model reads for ``texts``, the unit embeddings are metered in: each text's
+        ``count_tokens`` ([CLS]/[SEP] included) cut at ``max_input_tokens``, as the model truncates."""
+        if len(texts) == 0:
+            return 0
+        tok, limit = self._model.tokenizer, self.max_input_tokens
+        if hasattr(tok, "encode_batch"):  # a `tokenizers.Tokenizer`
+            counts = [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
+        else:
+            counts = [len(ids) for ids in tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]]
+        return sum(min(n, limit) for n in counts)
+
     def run(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``: a float32 array of shape ``(len(texts), dimension)``, each row unit length."""
         loaded = self._model

@@ -201,7 +201,10 @@ def test_bad_evaluations_are_refused_with_the_reason(api, retrieval_tool):
     assert "a retrieval_tool target cannot feed it" in refused(422, metrics=["token_f1"])
     assert "not one of the suite's metrics" in refused(422, metrics=["mrr"], thresholds={"ndcg@10": 0.5})
     assert "no retrieval_tool has the id" in refused(422, target_id="ret_missing")
-    assert "agent runtime" in refused(422, type="agent")
+    assert "no agent has the id agent_missing" in refused(422, type="agent", target_id="agent_missing",
+                                                          metrics=["token_f1"])
+    agent = api.post("/api/agents", json={"name": "evaluated agent"}).json["data"]
+    assert "cannot feed it" in refused(422, type="agent", target_id=agent["id"], metrics=["ndcg@10"])
     refused(422, "validation_failed", metrics=["mrr"], settings={"concurrency": 0})
     bad_case = refused(422, "invalid_test_cases", test_cases=[{"input": ""}, {"question": 3}])
     assert "test cases are invalid" in bad_case

@@ -62,7 +62,8 @@ def test_generated_answer_is_grounded_metered_and_cited(app, api, synced, llm):
     assert "refund delay" in prompt and "fourteen days" in prompt and "[1]" in prompt
     assert llm.posts[0].headers["authorization"] == "Bearer sk-test-secret"
 
-    rows = db.session.execute(db.select(UsageRecord).where(UsageRecord.entity_id == tool["id"])).scalars().all()
+    rows = db.session.execute(db.select(UsageRecord).where(
+        UsageRecord.entity_id == tool["id"], UsageRecord.operation == "chat")).scalars().all()  # not the query embedding
     assert len(rows) == 1 and rows[0].cost == pytest.approx(0.065) and rows[0].api_key_id is not None
 
 
