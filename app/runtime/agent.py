@@ -43,6 +43,7 @@ CITATION = re.compile(r"\[(\d{1,3})\]")
 MAX_TOOL_CONTENT_CHARS = 12_000  # what one tool result may add to the prompt
 MAX_PASSAGE_CHARS = 2_000
 MAX_STORED_OUTPUT_CHARS = 4_000  # what a message keeps of a tool's output, for people reading it
+NO_ANSWER_TEXT = "I could not find an answer to that in the knowledge available to me."
 CITE_INSTRUCTION = ("Tool results number their passages [1], [2], ...: cite the passages you use with "
                     "those numbers, and say so when the tools found nothing that answers the question.")
 
@@ -198,10 +199,12 @@ class Turn:
 
     def _finish(self, text: str, iterations: int) -> TurnResult:
         content = text.strip()
-        if not self.request.stream and content:
+        if not content:  # said, so that a stream's text chunks still add up to the message
+            self.emit({"event": "text.chunk", "delta": NO_ANSWER_TEXT})
+        elif not self.request.stream:
             self.emit({"event": "text.chunk", "delta": content})
-        return TurnResult(content=content, citations=self._citations(content), tool_calls=self.records,
-                          iterations=iterations, no_answer=not content, model=self.model,
+        return TurnResult(content=content or NO_ANSWER_TEXT, citations=self._citations(content),
+                          tool_calls=self.records, iterations=iterations, no_answer=not content, model=self.model,
                           thinking="\n\n".join(self.thinking), passages=self.passages)
 
     # -- tool calls ------------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from app.services.usage import Tally, metering, record_usage
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER_TEXT = "I could not find an answer to that in the knowledge available to me."
 VERBOSITY_EVENTS = {
     "minimal": {"session.created", "message.started", "text.chunk", "message.completed", "error"},
 }
@@ -195,7 +194,7 @@ def _save(turn: PreparedTurn, result: TurnResult | None, error: MagnetError | No
                       prompt_tokens=tally.prompt_tokens, completion_tokens=tally.completion_tokens, cost=tally.cost,
                       latency_ms=round((time.monotonic() - started) * 1000, 1))
     if result is not None:
-        message.content = result.content or NO_ANSWER_TEXT
+        message.content = result.content
         message.no_answer = result.no_answer
         message.tool_calls, message.citations, message.model_name = result.tool_calls, result.citations, result.model
     else:

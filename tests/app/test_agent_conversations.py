@@ -284,6 +284,9 @@ def test_the_local_model_is_a_working_agent_without_a_provider(api, kb_tool):
     assert answer["citations"][0]["source"] == "faq.txt" and answer["tool_calls"][0]["name"] == "query"
     nothing = _say(api, conversation, "Which volcano erupted in 2010?").json["data"]
     assert nothing["no_answer"] is True and nothing["citations"] == []
+    assert nothing["content"] == "I could not find an answer to that in the knowledge available to me."
+    streamed = sse_events(_say(api, conversation, "Which volcano erupted in 2010?", stream=True).get_data(as_text=True))
+    assert "".join(e["delta"] for e in streamed if e["event"] == "text.chunk") == nothing["content"]
 
 
 def test_bad_requests_are_refused_before_any_work(api, llm, chat_model, kb_tool):
