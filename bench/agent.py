@@ -6,9 +6,11 @@ Uses the data dir bench/eval.py prepares (SciFact synced, a retrieval tool "scif
 same way when missing. In one process, on the first N test queries, after one untimed pass that warms
 the query-embedding cache (so every timed pass embeds nothing and the ratios show the runtime's own cost):
 
-1. floor: `retrieval.search` of each query with the tool's settings, the work any answer needs;
+1. floor: `retrieval.search` of each query with the tool's settings, then the extractive answer over
+   the passages found: the work any answer from the built-in model needs;
 2. local agent: a turn of an agent on the built-in local model with that tool (new conversation, user
-   message saved, tool call, extractive answer with citations, assistant message and ledger rows saved);
+   message saved, tool call in its own thread, extractive answer with citations, assistant message,
+   trace and ledger rows saved);
 3. remote agent: a turn of an agent on an OpenAI-compatible model served by the fake LLM server on
    127.0.0.1 (the test suite's; it calls the tool, then answers), against a floor of the same search plus
    the same two chat completions made directly with the openai SDK.
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.config import Config
     from app.extensions import db
     from app.models import Agent, EvaluationCase, LlmModel
+    from app.runtime.extractive import ExtractiveAnswerer
     from app.services import agents, conversations, evaluations, llm_models, retrieval, tools, turns
     from tests.support.fake_llm import FakeLLM, Reply, ToolCallReply
 
@@ -95,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         def search(query: str) -> None:
             retrieval.search(tool, query)
 
+        def search_and_quote(query: str) -> None:
+            result, _ = retrieval.search(tool, query)
+            ExtractiveAnswerer().answer(query, [hit.text for hit in result.hits])
+
         def turn(agent_id: str):
             def run(query: str) -> None:
                 conversation = conversations.create_conversation(agent_id, "bench")
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for query in queries:  # warm: query embeddings cached, model loaded, SQLite pages read
             search(query)
-        floor = _timed(search, queries)
+        floor = _timed(search_and_quote, queries)
         local_ms = _timed(turn(local_id), queries)
         for query in queries:
             script(query)
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         remote_floor_ms = _timed(remote_floor, queries)
 
     print(f"{len(queries)} SciFact test queries, {label}, load average {os.getloadavg()[0]:.2f}")
-    print(_summary("floor: retrieval.search", floor))
+    print(_summary("floor: search + extractive answer", floor))
     print(_summary("local agent turn", local_ms, floor))
     print(_summary("floor: search + 2 chat completions", remote_floor_ms))
     print(_summary("remote agent turn (tool + answer)", remote_ms, remote_floor_ms))
