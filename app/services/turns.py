@@ -32,6 +32,7 @@ from app.runtime.agent import CITE_INSTRUCTION, Limits, Passage, TurnInput, Turn
 from app.runtime.llm_types import ChatMessage
 from app.runtime.providers import DEFAULT_TIMEOUT, client_for
 from app.services import agent_tools, agents, conversations
+from app.services.leases import Lease
 from app.services.sse import DONE, sse_event
 from app.services.usage import Tally, metering, record_usage
 
@@ -59,6 +60,9 @@ class PreparedTurn:
     api_key_id: str | None = None
     integration_id: str | None = None
     attachments: list[dict] = field(default_factory=list)  # those sent with this message, as shown
+    # Held from `prepare` to the end of `execute`: one turn at a time per conversation, or two answers
+    # would be written from the same memory and interleave.
+    lease: Lease | None = field(default=None, compare=False, repr=False)
 
 
 class TurnFailed(Exception):
@@ -76,6 +80,18 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     if agent.status == "inactive":
         raise Conflict(f"Agent {agent.name} is inactive.", code="agent_inactive", details={"agent_id": agent.id})
     client_for(model_of(agent))  # a model that cannot be called is refused now, not mid-stream
+    lease = Lease("turn", conversation.id)
+    if not lease.acquire():
+        raise Conflict("This conversation is still answering an earlier message; send the next one when it "
+                       "has finished.", code="turn_in_progress", details={"conversation_id": conversation.id})
+    try:
+        return _save_user_message(conversation, agent, content, lease, api_key_id, integration_id, attachments)
+    except BaseException:
+        lease.release()
+        raise
+
+
+def _save_user_message(conversation, agent, content, lease, api_key_id, integration_id, attachments) -> PreparedTurn:
     user = Message(id=new_id("msg"), conversation_id=conversation.id, role="user", content=content)
     db.session.add(user)
     for item in attachments or []:
@@ -88,7 +104,8 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     db.session.commit()
     shown = [{"filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
               "tokens": a.tokens} for a in attachments or []]
-    return PreparedTurn(conversation.id, agent.id, user.id, new_id("msg"), content, api_key_id, integration_id, shown)
+    return PreparedTurn(conversation.id, agent.id, user.id, new_id("msg"), content, api_key_id, integration_id, shown,
+                        lease)
 
 
 def model_of(agent: Agent) -> LlmModel:
@@ -111,14 +128,18 @@ def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> tuple[dict[str,
     with metering(conversation_id=turn.conversation_id, integration_id=turn.integration_id,
                   api_key_id=turn.api_key_id, tally=tally):
         try:
-            request = _turn_input(turn)
-            db.session.commit()  # no transaction stays open while the model and tools work
-            result = run_turn(request, emit)
-        except MagnetError as exc:
-            db.session.rollback()
-            message = _save(turn, None, exc, tally, started)
-            raise TurnFailed(exc, message) from None
-        return _save(turn, result, None, tally, started), result
+            try:
+                request = _turn_input(turn)
+                db.session.commit()  # no transaction stays open while the model and tools work
+                result = run_turn(request, emit)
+            except MagnetError as exc:
+                db.session.rollback()
+                message = _save(turn, None, exc, tally, started)
+                raise TurnFailed(exc, message) from None
+            return _save(turn, result, None, tally, started), result
+        finally:  # after the answer is saved, so the next turn remembers it
+            if turn.lease is not None:
+                turn.lease.release()
 
 
 def _turn_input(turn: PreparedTurn) -> TurnInput:

@@ -343,3 +343,20 @@ def test_tools_missing_from_the_database_are_left_out_not_fatal(api, llm, chat_m
     assert [t["function"]["name"] for t in llm.posts[0].body["tools"]] == ["query"]
     refused = api.put(f"/api/agents/{agent['id']}", json={"tools": ["rag_gone_by_hand"]})
     assert refused.status_code == 422 and refused.json["error"]["details"]["unknown_tools"] == ["rag_gone_by_hand"]
+
+
+def test_one_turn_at_a_time_per_conversation(api, llm, chat_model):
+    agent = _agent(api, chat_model, [])
+    conversation = _conversation(api, agent)
+    other = _conversation(api, agent, user_id="u2")
+    llm.script(Sleep(1.5, then=Reply("first answer")), Reply("other conversation"), Reply("second answer"))
+    res = api.post(f"/api/conversations/{conversation['id']}/messages",
+                   json={"message": "one", "stream": True}, buffered=False)
+    assert b"message.started" in next(iter(res.response))
+    busy = _say(api, conversation, "two")
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "turn_in_progress"
+    assert _say(api, other, "elsewhere").json["data"]["content"] == "other conversation"  # others are free
+    assert "first answer" in b"".join(res.response).decode()
+    assert _say(api, conversation, "two").json["data"]["content"] == "second answer"
+    contents = [m["content"] for m in api.get(f"/api/conversations/{conversation['id']}").json["data"]["messages"]]
+    assert contents == ["one", "first answer", "two", "second answer"]  # the refused message was not kept
