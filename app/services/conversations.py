@@ -51,6 +51,17 @@ def with_messages(conversation: Conversation) -> dict[str, Any]:
             "attachments": [attachment_payload(a) for a in attachments_of(conversation.id)]}
 
 
+def list_messages(conversation_id: str, args: dict) -> dict:
+    """A page of a conversation's messages (a long conversation need not be read whole)."""
+    get_conversation(conversation_id)
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if args.get("role"):
+        query = query.where(Message.role == args["role"])
+    page = paginate(query, Message, args)
+    page["data"] = [message_payload(m) for m in page["data"]]
+    return page
+
+
 def _fields(conversation: Conversation) -> dict[str, Any]:
     names = ("id", "agent_id", "user_id", "integration_id", "session_id", "title", "message_count",
              "last_message_at", "created_at", "updated_at")

@@ -76,6 +76,11 @@ def test_multi_turn_tool_using_conversation_is_remembered_cited_and_metered(api,
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant", "user", "assistant"]
     assert detail["message_count"] == 4 and detail["title"] == "How long do refunds take?"
     assert detail["messages"][1]["tool_calls"][0]["status"] == "ok"
+    page = api.get(f"/api/conversations/{conversation['id']}/messages",
+                   query_string={"limit": 1, "page": 2, "order": "asc", "role": "assistant"}).json
+    assert page["pagination"] == {"page": 2, "limit": 1, "total": 2}
+    assert [m["content"] for m in page["data"]] == ["You asked about refunds."]
+    assert api.get("/api/conversations/conv_nope/messages").status_code == 404
 
     # The agent's model calls, priced 1.0 in / 2.0 out per 1k: turn 1 = (100 + 300) * 1.0/1k + (8 + 12) * 2.0/1k
     # = 0.44; turn 2 = 150 * 1.0/1k + 5 * 2.0/1k = 0.16. Each message's usage is its turn's ledger rows.

@@ -10,6 +10,7 @@ from app.api.conversations.schemas import (
     ConversationListArgs,
     ConversationSchema,
     ConversationWriteSchema,
+    MessageListArgs,
     SendMessageSchema,
 )
 from app.auth import current_api_key_id, requires
@@ -53,6 +54,13 @@ class ConversationById(MethodView):
 
 @blp.route("/<conversation_id>/messages")
 class ConversationMessages(MethodView):
+    @requires("viewer")
+    @blp.arguments(MessageListArgs, location="query")
+    @blp.response(200, list_envelope(ChatMessageSchema))
+    def get(self, args, conversation_id):
+        """List a conversation's messages, a page at a time (newest first unless `order=asc`; filter by role)"""
+        return conversations.list_messages(conversation_id, args)
+
     @requires("operator")
     @blp.arguments(SendMessageSchema)
     @blp.response(200, envelope(ChatMessageSchema))

@@ -113,3 +113,7 @@ ConversationListArgs = list_args(
     extra={"agent_id": fields.String(), "user_id": fields.String(), "integration_id": fields.String()},
     name="ConversationListArgs",
 )
+
+
+MessageListArgs = list_args(extra={"role": fields.String(validate=validate.OneOf(["user", "assistant"]))},
+                            name="MessageListArgs")
