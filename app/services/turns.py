@@ -85,16 +85,20 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
         raise Conflict("This conversation is still answering an earlier message; send the next one when it "
                        "has finished.", code="turn_in_progress", details={"conversation_id": conversation.id})
     try:
-        return _save_user_message(conversation, agent, content, lease, api_key_id, integration_id, attachments)
+        user_message_id = _save_user_message(conversation, content, attachments or [])
     except BaseException:
         lease.release()
         raise
+    shown = [{"filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
+              "tokens": a.tokens} for a in attachments or []]
+    return PreparedTurn(conversation.id, agent.id, user_message_id, new_id("msg"), content, api_key_id,
+                        integration_id, shown, lease)
 
 
-def _save_user_message(conversation, agent, content, lease, api_key_id, integration_id, attachments) -> PreparedTurn:
+def _save_user_message(conversation: Conversation, content: str, attachments: list) -> str:
     user = Message(id=new_id("msg"), conversation_id=conversation.id, role="user", content=content)
     db.session.add(user)
-    for item in attachments or []:
+    for item in attachments:
         db.session.add(ConversationAttachment(conversation_id=conversation.id, message_id=user.id,
                                               filename=item.filename, content_type=item.content_type,
                                               size_bytes=item.size_bytes, text=item.text, tokens=item.tokens))
@@ -102,10 +106,7 @@ def _save_user_message(conversation, agent, content, lease, api_key_id, integrat
         conversation.title = conversations.title_for(content)
     _count_message(conversation.id)
     db.session.commit()
-    shown = [{"filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
-              "tokens": a.tokens} for a in attachments or []]
-    return PreparedTurn(conversation.id, agent.id, user.id, new_id("msg"), content, api_key_id, integration_id, shown,
-                        lease)
+    return user.id
 
 
 def model_of(agent: Agent) -> LlmModel:
