@@ -358,6 +358,7 @@ def test_one_turn_at_a_time_per_conversation(api, llm, chat_model):
     res = api.post(f"/api/conversations/{conversation['id']}/messages",
                    json={"message": "one", "stream": True}, buffered=False)
     assert b"message.started" in next(iter(res.response))
+    wait_for(lambda: len(llm.posts), lambda n: n == 1)  # the first turn has taken the slow reply
     busy = _say(api, conversation, "two")
     assert busy.status_code == 409 and busy.json["error"]["code"] == "turn_in_progress"
     assert _say(api, other, "elsewhere").json["data"]["content"] == "other conversation"  # others are free
@@ -365,3 +366,14 @@ def test_one_turn_at_a_time_per_conversation(api, llm, chat_model):
     assert _say(api, conversation, "two").json["data"]["content"] == "second answer"
     contents = [m["content"] for m in api.get(f"/api/conversations/{conversation['id']}").json["data"]["messages"]]
     assert contents == ["one", "first answer", "two", "second answer"]  # the refused message was not kept
+
+
+def test_deleting_an_agent_deletes_its_conversations_but_not_the_ledger(api, llm, chat_model):
+    agent = _agent(api, chat_model, [])
+    conversation = _conversation(api, agent)
+    llm.script(Reply("hello"))
+    _say(api, conversation, "hi")
+    assert api.delete(f"/api/agents/{agent['id']}").status_code == 200
+    assert api.get(f"/api/conversations/{conversation['id']}").status_code == 404
+    assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == 0
+    assert len(_ledger(conversation["id"])) == 1  # what was spent stays accounted for
