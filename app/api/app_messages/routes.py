@@ -27,7 +27,7 @@ blp = Blueprint("app_messages", __name__, url_prefix="/api/v1",
 class AppMessages(MethodView):
     @blp.doc(security=[{"IntegrationKey": []}])
     @requires(OPEN)  # authenticated by the integration key (magnet_sk_…), not a platform key
-    @blp.arguments(AppMessageSchema)
+    @blp.arguments(AppMessageSchema, error_status_code=400)
     @blp.response(200, AppReplySchema)
     @blp.alt_response(400, description="invalid_request")
     @blp.alt_response(401, description="invalid_api_key")
