@@ -16,8 +16,10 @@ The runtime knows no database and no Flask: tools arrive as `AgentTool` callable
 (`thinking.chunk`, `text.chunk`, `tool.started`, `tool.progress`, `tool.completed`).
 
 Text the model writes in a round that ends in tool calls is its thinking (`thinking.chunk`), not the
-answer; which one it is is known only when the round ends, so in rounds that offer tools the text is held
-back and then sent as one or the other. Rounds without tools stream their text as it comes.
+answer. In rounds that offer tools the text is held back until it is known which it is: a tool call
+begins (thinking), the round ends without one (answer), or `ANSWER_AFTER_CHARS` of text came with no call
+begun: then it is streamed as the answer from there on (and if a call still follows, that text stays in
+the answer, so the text chunks always add up to the message). Rounds without tools stream as they come.
 
 The built-in local model (`local=True`) cannot call tools itself; the runtime does what it would: call
 the agent's first RAG tool (else its first retrieval tool) with the user's message, then answer by
@@ -35,7 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import MagnetError, UpstreamTimeout
-from app.runtime.llm_types import ChatMessage, ChatResult, Done, TextDelta, ToolCall, ToolCallEvent, ToolSpec
+from app.runtime.llm_types import (
+    ChatMessage,
+    ChatResult,
+    Done,
+    TextDelta,
+    ToolCall,
+    ToolCallStarted,
+    ToolSpec,
+)
 
 Emit = Callable[[dict[str, Any]], None]
 Progress = Callable[[str], None]
@@ -44,6 +54,9 @@ MAX_TOOL_CONTENT_CHARS = 12_000  # what one tool result may add to the prompt
 MAX_PASSAGE_CHARS = 2_000
 MAX_STORED_OUTPUT_CHARS = 4_000  # what a message keeps of a tool's output, for people reading it
 NO_ANSWER_TEXT = "I could not find an answer to that in the knowledge available to me."
+# In a round that offers tools, text is held until it is known to be the answer: the round ends without
+# a tool call, or this much text came with no tool call begun (a preamble before a tool call is short).
+ANSWER_AFTER_CHARS = 200
 CITE_INSTRUCTION = ("Tool results number their passages [1], [2], ...: cite the passages you use with "
                     "those numbers, and say so when the tools found nothing that answers the question.")
 
@@ -123,6 +136,8 @@ class Turn:
         self.records: list[dict[str, Any]] = []  # the tool calls, as the message stores them
         self.results: dict[str, str] = {}  # call signature -> its result text, to spot repeats
         self.thinking: list[str] = []
+        self.answered: list[str] = []  # answer text streamed so far, in every round
+        self.round_answered = False
         self.model: str | None = None
         self.by_name = {t.spec.name: t for t in request.tools}
 
@@ -159,6 +174,7 @@ class Turn:
         return left
 
     def _call_model(self, messages: list[ChatMessage], tools: list[ToolSpec] | None) -> ChatResult:
+        self.round_answered = False
         timeout = min(self.request.limits.model_timeout, self._remaining())
         options = {"tools": tools, "temperature": self.request.temperature, "max_tokens": self.request.max_tokens,
                    "timeout": timeout, "context_passages": [p.text for p in self.passages]}
@@ -172,33 +188,53 @@ class Turn:
             raise
         self.model = result.model or self.model
         self.request.on_model_call(result)
-        if tools and result.tool_calls and result.text:
+        if tools and result.tool_calls and result.text and not self.round_answered:
             self.thinking.append(result.text)
             if not self.request.stream:  # a stream sent it piece by piece
                 self.emit({"event": "thinking.chunk", "delta": result.text})
         return result
 
     def _stream_model(self, messages, tools, options) -> ChatResult:
-        held: list[str] = []
+        held: list[str] = []  # text of a round that may yet turn out to be thinking
+        live = not tools  # without tools the text can only be the answer
+        calling = False
         for event in self.request.client.stream(messages, **options):
             if isinstance(event, TextDelta):
-                if tools:  # thinking or answer? Known only when the round ends.
-                    held.append(event.text)
+                if live:
+                    self._answer_delta(event.text)
                 else:
-                    self.emit({"event": "text.chunk", "delta": event.text})
-            elif isinstance(event, ToolCallEvent):
-                continue  # also in Done's result
+                    held.append(event.text)
+                    if not calling and sum(map(len, held)) >= ANSWER_AFTER_CHARS:
+                        live = True  # long text and no tool call: an answer, streamed from here on
+                        for piece in held:
+                            self._answer_delta(piece)
+                        held = []
+            elif isinstance(event, ToolCallStarted):
+                calling = True
             elif isinstance(event, Done):
                 kind = "thinking.chunk" if event.result.tool_calls else "text.chunk"
                 for piece in held:
-                    self.emit({"event": kind, "delta": piece})
+                    if kind == "text.chunk":
+                        self._answer_delta(piece)
+                    else:
+                        self.emit({"event": kind, "delta": piece})
                 return event.result
             if time.monotonic() > self.deadline:
                 self._remaining()
         raise AssertionError("provider streams end with Done or raise")
 
+    def _answer_delta(self, text: str) -> None:
+        """Send answer text; text sent in an earlier round (it proved to precede a tool call) stays part
+        of the answer, so a stream's text chunks always add up to the message."""
+        if self.answered and not self.round_answered:
+            self.answered.append("\n\n")
+            self.emit({"event": "text.chunk", "delta": "\n\n"})
+        self.round_answered = True
+        self.answered.append(text)
+        self.emit({"event": "text.chunk", "delta": text})
+
     def _finish(self, text: str, iterations: int) -> TurnResult:
-        content = text.strip()
+        content = ("".join(self.answered) if self.request.stream else text).strip()
         if not content:  # said, so that a stream's text chunks still add up to the message
             self.emit({"event": "text.chunk", "delta": NO_ANSWER_TEXT})
         elif not self.request.stream:

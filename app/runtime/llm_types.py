@@ -28,6 +28,7 @@ __all__ = [
     "TextDelta",
     "ToolCall",
     "ToolCallEvent",
+    "ToolCallStarted",
     "ToolSpec",
     "Usage",
     "estimate_completion_tokens",
@@ -124,6 +125,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ToolCallStarted:
+    """The first fragment of a tool call arrived (its arguments come later, in `ToolCallEvent`): from
+    here on the round is known to end in a tool call, so its text is the model's thinking."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ToolCallEvent:
     """A tool call, emitted once its arguments are complete (streams assemble them from fragments)."""
 
@@ -137,7 +146,7 @@ class Done:
     result: ChatResult
 
 
-StreamEvent = TextDelta | ToolCallEvent | Done
+StreamEvent = TextDelta | ToolCallStarted | ToolCallEvent | Done
 
 
 @dataclass
@@ -153,13 +162,16 @@ class StreamAssembly:
     model: str | None = None
     finished: bool = False
 
-    def call_fragment(self, index: int, id: str | None, name: str | None, arguments: str | None) -> None:
-        """Add what one event says about tool call `index`; ids and names come once, arguments in pieces."""
+    def call_fragment(self, index: int, id: str | None, name: str | None, arguments: str | None) -> bool:
+        """Add what one event says about tool call `index`; ids and names come once, arguments in pieces.
+        True for the first fragment of a call."""
+        first = index not in self.calls
         call = self.calls.setdefault(index, {"id": "", "name": "", "arguments": []})
         call["id"] = id or call["id"]
         call["name"] = name or call["name"]
         if arguments:
             call["arguments"].append(arguments)
+        return first
 
     def tool_calls(self) -> list[ToolCall]:
         return [ToolCall.from_raw(c["id"], c["name"], "".join(c["arguments"]))

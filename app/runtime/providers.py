@@ -173,8 +173,9 @@ class _RemoteClient:
                temperature: float | None = None, max_tokens: int | None = None,
                timeout: float | None = None, context_passages: Sequence[str] | None = None,
                ) -> Iterator[StreamEvent]:
-        """TextDelta events as the text arrives, then one ToolCallEvent per tool call, then Done.
-        The request is made on the first `next()`; a stream cut off early raises UpstreamError."""
+        """TextDelta events as the text arrives (ToolCallStarted when a tool call's first fragment does),
+        then one ToolCallEvent per tool call, then Done. The request is made on the first `next()`; a
+        stream cut off early raises UpstreamError."""
         started, timeout = time.monotonic(), timeout or self.timeout
         events = self._retrying(
             lambda: self._create(messages, tools, temperature, max_tokens, timeout, stream=True), timeout)
@@ -202,7 +203,7 @@ class _RemoteClient:
     def _parse(self, response: Any) -> tuple[str, list[ToolCall], lt.Usage | None, str | None, str | None]:
         raise NotImplementedError
 
-    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta]:
+    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta | lt.ToolCallStarted]:
         raise NotImplementedError
 
     def _result(self, text, calls, usage, finish, model, messages, tools, started) -> ChatResult:
@@ -319,7 +320,7 @@ class OpenAIClient(_RemoteClient):
         return choice.message.content or "", calls, _openai_usage(response.usage), choice.finish_reason, \
             response.model
 
-    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta]:
+    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta | lt.ToolCallStarted]:
         for chunk in events:
             state.model = chunk.model or state.model
             if getattr(chunk, "usage", None):
@@ -332,7 +333,9 @@ class OpenAIClient(_RemoteClient):
                     yield TextDelta(choice.delta.content)
                 for tc in (choice.delta.tool_calls if choice.delta else None) or []:
                     fn = tc.function
-                    state.call_fragment(tc.index, tc.id, fn.name if fn else None, fn.arguments if fn else None)
+                    name = fn.name if fn else None
+                    if state.call_fragment(tc.index, tc.id, name, fn.arguments if fn else None):
+                        yield lt.ToolCallStarted(name or "")
                 if choice.finish_reason:
                     state.finish_reason, state.finished = choice.finish_reason, True
 
@@ -381,7 +384,7 @@ class AnthropicClient(_RemoteClient):
         stop = _ANTHROPIC_STOP.get(response.stop_reason, response.stop_reason)
         return text, calls, _anthropic_usage(response.usage), stop, response.model
 
-    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta]:
+    def _read(self, events: Any, state: StreamAssembly) -> Iterator[TextDelta | lt.ToolCallStarted]:
         usage: dict[str, int] = {}
         for event in events:
             kind = event.type
@@ -390,6 +393,7 @@ class AnthropicClient(_RemoteClient):
                 usage.update(_usage_fields(event.message.usage))
             elif kind == "content_block_start" and event.content_block.type == "tool_use":
                 state.call_fragment(event.index, event.content_block.id, event.content_block.name, None)
+                yield lt.ToolCallStarted(event.content_block.name)
             elif kind == "content_block_delta" and event.delta.type == "text_delta":
                 state.text.append(event.delta.text)
                 yield TextDelta(event.delta.text)

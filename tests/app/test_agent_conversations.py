@@ -377,3 +377,44 @@ def test_deleting_an_agent_deletes_its_conversations_but_not_the_ledger(api, llm
     assert api.get(f"/api/conversations/{conversation['id']}").status_code == 404
     assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == 0
     assert len(_ledger(conversation["id"])) == 1  # what was spent stays accounted for
+
+
+def test_a_long_answer_streams_while_the_provider_is_still_writing_it(api, llm, chat_model, kb_tool):
+    from tests.support.fake_llm import GatedStream
+
+    agent = _agent(api, chat_model, [kb_tool])  # tools offered: text is held until it is known to be an answer
+    conversation = _conversation(api, agent)
+    words = [f"word{n}" for n in range(80)]
+    gate = threading.Event()
+    watchdog = threading.Timer(10, gate.set)  # if nothing streams early, the provider finishes anyway
+    watchdog.start()
+    llm.script(GatedStream(" ".join(words), gate, after_words=60))  # 60 words: well over 200 characters
+    res = api.post(f"/api/conversations/{conversation['id']}/messages",
+                   json={"message": "Say many words", "stream": True}, buffered=False)
+    chunks = iter(res.response)
+    seen_before_gate = False
+    for chunk in chunks:
+        if b"text.chunk" in chunk:
+            seen_before_gate = not gate.is_set()
+            break
+    gate.set()
+    watchdog.cancel()
+    events = sse_events(b"".join([chunk, *chunks]).decode())
+    assert seen_before_gate, "the answer was held until the provider finished"
+    completed = events[-2]
+    assert completed["content"] == " ".join(words)
+    assert "".join(e["delta"] for e in events if e["event"] == "text.chunk") == completed["content"]
+
+
+def test_long_text_before_a_tool_call_stays_in_the_answer(api, llm, chat_model, kb_tool):
+    agent = _agent(api, chat_model, [kb_tool])
+    conversation = _conversation(api, agent)
+    preamble = "Let me explain how refunds work before I look up the exact delay. " * 4  # > 200 characters
+    llm.script(ToolCallReply("query", {"query": "refund delay"}, text=preamble), Reply("It is fourteen days [1]."))
+    events = sse_events(_say(api, conversation, "Refunds?", stream=True, verbosity="full").get_data(as_text=True))
+    completed = events[-2]
+    # The preamble was already streamed as answer text when the tool call began: it stays in the answer.
+    assert completed["content"] == (preamble + "\n\nIt is fourteen days [1].").strip()
+    assert "".join(e["delta"] for e in events if e["event"] == "text.chunk").strip() == completed["content"]
+    assert not [e for e in events if e["event"] == "thinking.chunk"]
+    assert completed["citations"][0]["source"] == "faq.txt"

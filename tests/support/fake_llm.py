@@ -17,7 +17,8 @@ Behaviours: `Reply` (text), `ToolCallReply` (a function call; a str `arguments` 
 can be malformed JSON), `Status` (an HTTP error with the provider's error body and optional headers,
 e.g. 429 + Retry-After), `Sleep` (wait, then answer: outlasts a client timeout), `BrokenStream` (the
 stream, or the JSON body, stops mid-event and the connection closes), `Echo` (replies with the JSON of
-the request body as its text), `Raw` (any status and body, as-is).
+the request body as its text), `Raw` (any status and body, as-is), `GatedStream` (streams some words,
+then waits for the test to open a gate).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["BrokenStream", "Echo", "FakeLLM", "Raw", "Recorded", "Reply", "Sleep", "Status",
+__all__ = ["BrokenStream", "Echo", "FakeLLM", "GatedStream", "Raw", "Recorded", "Reply", "Sleep", "Status",
            "ToolCallReply", "fake_llm"]
 
 
@@ -92,6 +93,16 @@ class BrokenStream:
 @dataclass(frozen=True)
 class Echo:
     pass
+
+
+@dataclass(frozen=True)
+class GatedStream:
+    """A streamed reply that stops after its first `after_words` words until `gate` is set: a test can
+    see what a client receives while the provider is still mid-answer."""
+
+    text: str
+    gate: threading.Event
+    after_words: int = 5
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,15 @@ class _Handler(BaseHTTPRequestHandler):
             behaviour = Reply(json.dumps(body, sort_keys=True))
         if isinstance(behaviour, BrokenStream):
             return self._broken(api, body, behaviour.text, stream)
+        if isinstance(behaviour, GatedStream):
+            events = (_openai_events if api == "openai" else _anthropic_events)(Reply(behaviour.text), body)
+            cut = behaviour.after_words + (1 if api == "openai" else 3)  # the opening events, then words
+            self._sse_start()
+            for part in (events[:cut], events[cut:]):
+                self.wfile.write("".join(part).encode())
+                self.wfile.flush()
+                behaviour.gate.wait(30)
+            return None
         render = {"openai": (_openai_json, _openai_events), "anthropic": (_anthropic_json, _anthropic_events)}
         as_json, as_events = render[api]
         if not stream:
