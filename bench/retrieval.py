@@ -42,8 +42,8 @@ from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # no
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
-from knowledge.pipeline import IndexTarget, IndexWriter  # noqa: E402
 from knowledge.fusion import hybrid_scores  # noqa: E402
+from knowledge.pipeline import IndexTarget, IndexWriter  # noqa: E402
 from knowledge.retrieval import RECOMMENDED_SCORE_THRESHOLD, RetrievalSettings, Retriever  # noqa: E402
 from knowledge.stores.chroma import ChromaVectorStore, make_chroma_client  # noqa: E402
 from knowledge.stores.lexical_sqlite import SqliteFtsIndex  # noqa: E402
