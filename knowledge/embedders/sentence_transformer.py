@@ -6,6 +6,7 @@ every index and every sync would otherwise pay the multi-second load and hold it
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,9 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str], _Loaded] = {}
+# Counting needs only the tokenizer and the input limit: metering a query served from the embedding
+# cache must not cost a model load (seconds) in a process that has not loaded the model yet.
+_COUNTERS: dict[str, tuple[Any, int]] = {}
 
 
 class _Loaded:
@@ -120,13 +124,27 @@ class SentenceTransformerEmbedder:
         """
         return int(self._model.model.max_seq_length)
 
+    def _counter(self) -> tuple[Any, int]:
+        """(counting tokenizer, input limit), from the loaded model if there is one, else without it."""
+        loaded = self._loaded or _MODELS.get((self.model_path, self.device))
+        if loaded is not None:
+            return loaded.tokenizer, int(loaded.model.max_seq_length)
+        if self.model_path not in _COUNTERS:
+            config = Path(self.model_path) / "sentence_bert_config.json"
+            limit = json.loads(config.read_text()).get("max_seq_length") if config.is_file() else None
+            if limit is None:  # no stated limit: only the model knows it
+                return self._model.tokenizer, self.max_input_tokens
+            with _LOCK:
+                _COUNTERS.setdefault(self.model_path, (_counting_tokenizer(self.model_path, None), int(limit)))
+        return _COUNTERS[self.model_path]
+
     def count_tokens(self, text: str, add_special_tokens: bool = True) -> int:
         """Word pieces the model sees for ``text``, never truncated.
 
         With the default ``add_special_tokens=True`` the count includes [CLS]/[SEP], so
         ``count_tokens(t) <= max_input_tokens`` means exactly "embedded without truncation".
         """
-        tok = self._model.tokenizer
+        tok, _ = self._counter()
         if hasattr(tok, "no_truncation"):  # a `tokenizers.Tokenizer`
             return len(tok.encode(text, add_special_tokens=add_special_tokens).ids)
         return len(tok(text, add_special_tokens=add_special_tokens, truncation=False)["input_ids"])
@@ -136,7 +154,7 @@ class SentenceTransformerEmbedder:
         ``count_tokens`` ([CLS]/[SEP] included) cut at ``max_input_tokens``, as the model truncates."""
         if len(texts) == 0:
             return 0
-        tok, limit = self._model.tokenizer, self.max_input_tokens
+        tok, limit = self._counter()
         if hasattr(tok, "encode_batch"):  # a `tokenizers.Tokenizer`
             counts = [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=True)]
         else:

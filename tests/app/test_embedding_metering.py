@@ -320,3 +320,13 @@ def test_semantic_similarity_in_an_evaluation_is_metered(app, api, synced, worke
     assert hits in (0, 1) and rows[0].details["texts_embedded"] == 2 - hits
     paid = [gold] if hits else [result["answer"], gold]
     assert rows[0].prompt_tokens == sum(_pieces(minilm_tokenizer, t) for t in paid)
+
+
+def test_counting_tokens_does_not_load_the_model(minilm_tokenizer):
+    from knowledge.embedders import sentence_transformer as st
+
+    # A device key no other test loads a model under: counting must leave it unloaded (metering a query
+    # served from the embedding cache would otherwise cost a model load).
+    embedder = st.SentenceTransformerEmbedder(device="cpu:counting-only")
+    assert embedder.count_input_tokens([QUERY, "word " * 600]) == _pieces(minilm_tokenizer, QUERY) + 256
+    assert ((embedder.model_path, "cpu:counting-only") in st._MODELS) is False
