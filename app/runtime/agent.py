@@ -27,10 +27,8 @@ quoting the passages found (app.runtime.extractive).
 """
 from __future__ import annotations
 
-import contextvars
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from app.runtime.llm_types import (
     ToolCallStarted,
     ToolSpec,
 )
+from app.runtime.timeouts import Overran, run_with_timeout
 
 Emit = Callable[[dict[str, Any]], None]
 Progress = Callable[[str], None]
@@ -287,8 +286,8 @@ class Turn:
             self.emit({"event": "tool.progress", "id": call.id, "name": call.name, "message": message})
 
         try:
-            output = _run_with_timeout(lambda: tool.run(call.arguments, progress), timeout)
-        except _ToolTimedOut:
+            output = run_with_timeout(lambda: tool.run(call.arguments, progress), timeout, name="agent-tool")
+        except Overran:
             record.update(status="timeout", error={"code": "timeout", "message": f"No result within {timeout:g} s."})
             content = f"Error: the tool did not answer within {timeout:g} s."
         except MagnetError as exc:
@@ -349,32 +348,6 @@ def _render_output(output: ToolOutput, first_number: int) -> str:
 
 def _stored(output: ToolOutput) -> dict[str, Any]:
     return {**output.data, "text": output.text[:MAX_STORED_OUTPUT_CHARS], "passages": len(output.passages)}
-
-
-class _ToolTimedOut(Exception):
-    pass
-
-
-def _run_with_timeout(func: Callable[[], ToolOutput], timeout: float) -> ToolOutput:
-    """Run `func` in a thread and wait at most `timeout` seconds. A Python thread cannot be killed: one
-    that overruns finishes in the background and its result is dropped (its own timeouts end it)."""
-    box: dict[str, Any] = {}
-    context = contextvars.copy_context()  # keeps the metering tags (conversation, integration, tally)
-
-    def target() -> None:
-        try:
-            box["value"] = context.run(func)
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="agent-tool", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise _ToolTimedOut()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def run_turn(request: TurnInput, emit: Emit) -> TurnResult:

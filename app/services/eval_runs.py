@@ -25,6 +25,7 @@ from app.errors import Conflict, MagnetError, NotFound, ValidationFailed
 from app.extensions import db
 from app.jobs import enqueue
 from app.models import Evaluation, EvaluationCase, EvaluationResult, EvaluationRun, utcnow
+from app.runtime.timeouts import Overran, run_with_timeout
 from app.services import eval_targets
 from app.services.evaluations import case_count, case_payload, get_evaluation, specs_of
 from app.services.leases import Lease, abandoned_lease
@@ -243,28 +244,21 @@ def _in_app(app, plan: _Plan, case: dict) -> _CaseResult | None:
 
 
 def _with_timeout(fn: Callable[[], object], seconds: float):
-    """Run fn in its own thread and stop waiting after `seconds` (the thread is left to finish: Python
-    cannot kill it, and its provider call has the same timeout, so it ends soon after)."""
+    """Run fn in its own thread, in an app context, and stop waiting after `seconds` (the thread is left to
+    finish: its provider call has the same timeout, so it ends soon after)."""
     app = current_app._get_current_object()
-    box: dict = {}
 
-    def target():
+    def in_app():
         with app.app_context():
             try:
-                box["value"] = fn()
-            except BaseException as exc:  # handed to the waiting thread
-                box["error"] = exc
+                return fn()
             finally:
                 db.session.remove()
 
-    thread = threading.Thread(target=target, daemon=True, name="magnet-eval-call")
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise CaseTimeout(f"no answer within {seconds:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    try:
+        return run_with_timeout(in_app, seconds, name="magnet-eval-call")
+    except Overran:
+        raise CaseTimeout(f"no answer within {seconds:g} s") from None
 
 
 def _run_case(plan: _Plan, case: dict) -> _CaseResult | None:
