@@ -6,6 +6,7 @@ import re
 import pytest
 import requests
 
+from tests.app.conftest import sse_events
 from tests.conftest import wait_for
 from tests.integration.test_serve import served  # noqa: F401 - the fixture
 from tests.support.fake_llm import FakeLLM, Reply, Sleep
@@ -13,11 +14,6 @@ from tests.support.fake_llm import FakeLLM, Reply, Sleep
 
 def _admin(output: str) -> dict:
     return {"X-API-Key": re.search(r"Admin API key: (magnet_ak_\S+)", output).group(1)}
-
-
-def _events(lines) -> list[dict]:
-    return [{"event": "[DONE]"} if line == "data: [DONE]" else json.loads(line[6:])
-            for line in lines if line.startswith("data: ")]
 
 
 @pytest.mark.integration
@@ -33,7 +29,7 @@ def test_the_demo_agent_streams_over_http_and_a_hang_up_still_saves_the_turn(ser
     with requests.post(f"{base}/api/v1/messages", headers=app_key, stream=True, timeout=60,
                        json={"content": "Which role can create API keys?", "stream": True}) as res:
         assert res.status_code == 200 and res.headers["Content-Type"].startswith("text/event-stream")
-        events = _events(res.iter_lines(decode_unicode=True))
+        events = sse_events("\n".join(res.iter_lines(decode_unicode=True)))
     names = [e["event"] for e in events]
     assert names[:2] == ["session.created", "message.started"] and names[-2:] == ["message.completed", "[DONE]"]
     completed = events[-2]
