@@ -8,7 +8,7 @@ from app.extensions import db
 from app.models import EvaluationCase, EvaluationResult, EvaluationRun
 from app.services.eval_runs import get_run
 from app.services.evaluations import get_evaluation, last_run
-from evaluations import reports
+from evaluations import report_html, reports
 from evaluations.compare import compare_runs
 
 FINISHED = ("completed", "cancelled", "failed")
@@ -105,4 +105,4 @@ def report(evaluation_id: str, run_id: str, fmt: str, against: str | None, run_d
         return reports.to_csv(run_dict, results), "text/csv"
     if fmt == "json":
         return reports.to_json(run_dict, results, comparison), "application/json"
-    return reports.to_html(run_dict, results, comparison), "text/html"
+    return report_html.to_html(run_dict, results, comparison), "text/html"

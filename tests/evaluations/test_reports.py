@@ -15,7 +15,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from evaluations.reports import CSV_COLUMNS, histogram, to_csv, to_html, to_json
+from evaluations.report_html import to_html
+from evaluations.report_svg import histogram
+from evaluations.reports import CSV_COLUMNS, to_csv, to_json
 
 XSS = "<script>alert(1)</script>"
 
