@@ -11,16 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluations.testsets import (
-    _SPLIT_NAME,
-    TestSetError,
-    _Errors,
-    _FieldError,
-    _number,
-    _parse_input,
-    _source_id,
-    _type,
-)
+from evaluations.case_fields import TestSetError, _FieldError, _parse_input, _source_id, _type
+from evaluations.testsets import _SPLIT_NAME, _Errors, _number
 
 
 @dataclass(frozen=True)

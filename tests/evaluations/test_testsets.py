@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from evaluations.beir import read_beir
-from evaluations.testsets import (
-    MAX_CASES,
-    MAX_ERRORS,
-    MAX_INPUT_CHARS,
-    TestSetError,
-    detect_format,
-    normalize_test_case,
-    parse_test_cases,
-)
+from evaluations.case_fields import MAX_INPUT_CHARS, TestSetError, normalize_test_case
+from evaluations.testsets import MAX_CASES, MAX_ERRORS, detect_format, parse_test_cases
 
 BEIR_MINI = Path(__file__).resolve().parent.parent / "fixtures" / "beir_mini"
 
