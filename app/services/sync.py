@@ -88,7 +88,7 @@ def request_resync(source_id: str) -> SyncRun | None:
     db.session.execute(flag.values(resync_requested=True))
     db.session.commit()
     if active_run(source_id) is not None:
-        return None  # it reads the flag when it ends (it commits its status before reading it)
+        return None  # it reads the flag in the transaction that ends it (see _update_source_after)
     db.session.execute(flag.values(resync_requested=False))
     db.session.commit()
     try:
@@ -169,12 +169,13 @@ def _fail_if_running(run_id: str) -> bool:
         update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "running")
         .values(status="failed", message=INTERRUPTED, finished_at=now)
     ).rowcount
-    db.session.commit()
-    if changed:
-        run = db.session.get(SyncRun, run_id)
-        db.session.refresh(run)
-        _update_source_after(run, resync=False)
-    return bool(changed)
+    if not changed:
+        db.session.commit()
+        return False
+    run = db.session.get(SyncRun, run_id)
+    db.session.refresh(run)
+    _update_source_after(run, resync=False)
+    return True
 
 
 def run_sync(run_id: str) -> None:
@@ -229,7 +230,6 @@ def _run_claimed(run_id: str) -> None:
             except Exception:  # metering must not keep the run from ending
                 log.exception("sync %s: embedding usage not recorded", run_id)
         session.expire_on_commit = True
-        db.session.commit()
         _update_source_after(run)
 
 
@@ -240,19 +240,27 @@ def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
 
 
 def _update_source_after(run: SyncRun, resync: bool = True) -> None:
+    """Commit the run's end and the source's state in one transaction: a reader that sees the run ended
+    also sees it as the source's last sync. Then start the re-sync that uploads asked for meanwhile."""
     source = db.session.get(KnowledgeSource, run.source_id)
     if source is None:
+        db.session.commit()
         return
     source.status = "error" if run.status == "failed" else "idle"
     source.last_sync = run.finished_at
     source.last_sync_id = run.id
     source.last_sync_status = run.status
-    if not resync:  # recovery of a dead run: the next sync, whoever starts it, picks the files up
-        db.session.commit()
-        return
-    resync, source.resync_requested = source.resync_requested, False
+    # The flush writes the source row, so request_resync's flag write waits for our commit (and then
+    # sees this run ended) or was committed before the read below: a request is never lost.
+    db.session.flush()
+    resync_requested = resync and db.session.execute(
+        update(KnowledgeSource)
+        .where(KnowledgeSource.id == source.id, KnowledgeSource.resync_requested.is_(True))
+        .values(resync_requested=False)
+    ).rowcount > 0
     db.session.commit()
-    if resync:
+    # A recovered dead run (resync=False) leaves the flag: the next sync, whoever starts it, takes it.
+    if resync_requested:
         start_sync(source.id, trigger="upload")
 
 
