@@ -1,11 +1,15 @@
 """The `magnet` command line: serve, seed, keys, and (from Flask-Migrate) `magnet db upgrade`."""
 from __future__ import annotations
 
+import logging
+
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import create_app
+
+log = logging.getLogger(__name__)
 
 
 def _app_factory():
@@ -87,6 +91,21 @@ def _demo_curls(base: str, key: str) -> list[str]:
     return lines
 
 
+def _warm_up(app) -> None:
+    """Before the worker takes its first request: load the embedding models the indexes use. A request
+    made meanwhile waits a few seconds in the listen queue, instead of the first query paying the load
+    (and every other request slowing while the model's libraries import)."""
+    from app.services.engine import warm_up_embedders
+
+    try:
+        with app.app_context():
+            loaded = warm_up_embedders()
+        if loaded:
+            log.info("embedding models loaded: %s", ", ".join(loaded))
+    except Exception:  # a model that cannot load fails its first query with the reason, as before
+        log.exception("warming up the embedding models failed")
+
+
 def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jobs: bool) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -104,6 +123,7 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jo
             from app.jobs import start_consumer
 
             worker.magnet_consumer = start_consumer(app)
+        _warm_up(app)
 
     def worker_exit(server, worker):
         consumer = getattr(worker, "magnet_consumer", None)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import MagnetError, UpstreamTimeout
+from app.runtime.extractive import content_terms
 from app.runtime.llm_types import (
     ChatMessage,
     ChatResult,
@@ -56,6 +57,11 @@ NO_ANSWER_TEXT = "I could not find an answer to that in the knowledge available 
 # In a round that offers tools, text is held until it is known to be the answer: the round ends without
 # a tool call, or this much text came with no tool call begun (a preamble before a tool call is short).
 ANSWER_AFTER_CHARS = 200
+# A follow-up leans on the question before it: it opens with a connective or points back with a pronoun,
+# and is short (a question with more content words than this carries its own subject).
+FOLLOW_UP = re.compile(r"^\W*(and|but|also|so|then|what about|how about|what if)\b"
+                       r"|\b(it|its|they|them|their|those|these|that|this|ones?)\b", re.IGNORECASE)
+FOLLOW_UP_MAX_TERMS = 3
 CITE_INSTRUCTION = ("Tool results number their passages [1], [2], ...: cite the passages you use with "
                     "those numbers, and say so when the tools found nothing that answers the question.")
 
@@ -309,13 +315,16 @@ class Turn:
     def _run_local(self) -> TurnResult:
         knowledge = next((t for t in self.request.tools if t.kind == "rag"), None) or next(
             (t for t in self.request.tools if t.kind == "retrieval"), None)
+        query = local_search_query(self.request.messages, self.request.query)
         if knowledge is not None:
-            call = ToolCall(id="call_local_1", name=knowledge.spec.name, arguments={"query": self.request.query},
-                            raw_arguments=json.dumps({"query": self.request.query}))
+            call = ToolCall(id="call_local_1", name=knowledge.spec.name, arguments={"query": query},
+                            raw_arguments=json.dumps({"query": query}))
             self._run_call(call)
         if not self.passages:
             return self._finish("", 1)
-        result = self._call_model(self.request.messages, None)
+        # The quoting model reads the last user message: give it the question as it was searched.
+        messages = [*self.request.messages[:-1], ChatMessage(role="user", content=query)]
+        result = self._call_model(messages, None)
         return self._finish(result.text, 1)
 
     def _citations(self, text: str) -> list[dict[str, Any]]:
@@ -330,6 +339,16 @@ class Turn:
                 citations.append({"index": n, "source": p.source, "title": p.title, "document_id": p.document_id,
                                   "chunk_id": p.chunk_id, "text": p.text[:500]})
         return citations
+
+
+def local_search_query(messages: list[ChatMessage], query: str) -> str:
+    """What the built-in local model searches for. It cannot read the conversation the way an LLM does,
+    so a short follow-up ("and deleted ones?", "how long does it take?") is read with the question
+    asked before it, as a person would read it; a question that stands on its own is searched as it is."""
+    earlier = [m.content for m in messages[:-1] if m.role == "user" and m.content]
+    if not earlier or len(set(content_terms(query))) > FOLLOW_UP_MAX_TERMS or not FOLLOW_UP.search(query):
+        return query
+    return f"{earlier[-1]} {query}"
 
 
 def _render_output(output: ToolOutput, first_number: int) -> str:

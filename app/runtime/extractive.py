@@ -3,7 +3,7 @@
 It needs no external service and no weights, so a fresh install can answer RAG queries out of the box
 and tests can run a whole query path offline. It does not write; it picks sentences:
 
-1. split every passage into sentences;
+1. split every passage into sentences, leaving out headings and lead-ins ending in ":";
 2. score each sentence against the query with BM25 (each sentence is a "document"; the collection is
    all sentences of all passages, so a word that appears everywhere counts for little), on lower-cased
    word tokens with stopwords removed and a light suffix stemmer;
@@ -44,6 +44,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # line break: passages from PDFs and slides often have list items and headings without punctuation.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*")
 _TRAILING_PUNCT = re.compile(r"([.!?]+[\"')\]]*)$")
+_HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line
 BM25_K1, BM25_B = 1.2, 0.75
 # Sentences below this share of the best score are noise next to it, not extra support.
 RELATIVE_FLOOR = 0.35
@@ -117,6 +118,7 @@ class ExtractiveAnswerer:
             _Candidate(p, s, sentence, Counter(content_terms(sentence)))
             for p, passage in enumerate(passages)
             for s, sentence in enumerate(split_sentences(passage or ""))
+            if _says_something(sentence)
         ]
 
     @staticmethod
@@ -139,6 +141,12 @@ class ExtractiveAnswerer:
             scored.append((bm25 * prior, order, cand))
         scored.sort(key=lambda item: (-item[0], item[1]))  # `order` keeps ties stable
         return [(score, cand) for score, _, cand in scored]
+
+
+def _says_something(sentence: str) -> bool:
+    """A heading ("## Roles") or a lead-in ("Each key has one of three roles:") names a topic without
+    saying anything about it: quoted alone it answers nothing, though it shares the query's words."""
+    return not (_HEADING.match(sentence) or sentence.rstrip().endswith(":"))
 
 
 def _with_marker(sentence: str, n: int) -> str:

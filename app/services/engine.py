@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from flask import current_app
+from sqlalchemy import select
 
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -53,6 +54,19 @@ def embedder_for(model: LlmModel) -> CachedEmbedder:
         return CachedEmbedder(SentenceTransformerEmbedder(model_path=path, name=model.model_id), embedding_cache())
 
     return _shared(f"embedder.{model.id}", build)
+
+
+def warm_up_embedders() -> list[str]:
+    """Load the local embedding models that indexes use, so that the first query after a start does not
+    wait seconds for a model load. Returns the names of the models loaded."""
+    used = select(KnowledgeIndex.embedding_model_id).distinct()
+    models = db.session.execute(
+        select(LlmModel).where(LlmModel.id.in_(used), LlmModel.kind == "embedding", LlmModel.provider == "local")
+    ).scalars().all()
+    db.session.commit()  # nothing stays open during the load
+    for model in models:
+        embedder_for(model).warm_up()
+    return [model.name for model in models]
 
 
 def max_chunk_size(model: LlmModel) -> int:

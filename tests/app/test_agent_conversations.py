@@ -294,6 +294,24 @@ def test_the_local_model_is_a_working_agent_without_a_provider(api, kb_tool):
     assert "".join(e["delta"] for e in streamed if e["event"] == "text.chunk") == nothing["content"]
 
 
+def test_the_local_model_reads_a_short_follow_up_with_the_question_before_it(api, kb_tool):
+    agent = api.post("/api/agents", json={"name": "local", "tools": [kb_tool["id"]]}).json["data"]
+    conversation = _conversation(api, agent)
+    first = _say(api, conversation, "Who handles refunds?").json["data"]
+    assert first["tool_calls"][0]["arguments"] == {"query": "Who handles refunds?"}
+
+    # Alone, "how long does that take" shares no word with the documents: it is read as a follow-up.
+    follow_up = _say(api, conversation, "And how long does that take?").json["data"]
+    assert follow_up["tool_calls"][0]["arguments"] == {"query": "Who handles refunds? And how long does that take?"}
+    assert follow_up["content"] == "Refunds are processed within fourteen days of the request [1]."
+    assert follow_up["citations"][0]["source"] == "faq.txt"
+
+    # A question with a subject of its own is searched as it was asked.
+    own = _say(api, conversation, "How much does express delivery cost?").json["data"]
+    assert own["tool_calls"][0]["arguments"] == {"query": "How much does express delivery cost?"}
+    assert own["citations"][0]["source"] == "shipping.md"
+
+
 def test_bad_requests_are_refused_before_any_work(api, llm, chat_model, kb_tool):
     agent = _agent(api, chat_model, [kb_tool])
     conversation = _conversation(api, agent)

@@ -53,6 +53,16 @@ def test_max_sentences_is_respected():
         ExtractiveAnswerer(max_sentences=0)
 
 
+def test_headings_and_lead_ins_are_never_quoted_alone():
+    passage = ("## Roles and keys\n\nEach key has one of three roles:\n- a viewer key reads\n"
+               "- an admin key creates other keys")
+    text, citations = ExtractiveAnswerer(max_sentences=3).answer("Which roles can a key have?", [passage])
+
+    assert text == "- an admin key creates other keys [1] - a viewer key reads [1]"  # best first: "keys" twice
+    assert [c["sentence"] for c in citations] == ["- an admin key creates other keys", "- a viewer key reads"]
+    assert ExtractiveAnswerer().answer("roles", ["# Roles\n\nThe roles are:"]) == ("", [])
+
+
 def test_sentence_splitting_and_terms():
     assert split_sentences("One. Two!\nThree without a stop\n\nFour? ") == [
         "One.", "Two!", "Three without a stop", "Four?"]

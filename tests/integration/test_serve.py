@@ -40,7 +40,7 @@ def served(tmp_path):
             try:
                 if requests.get(f"{base}/api/health", timeout=2).status_code in (200, 503):
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or the worker is still loading models
                 time.sleep(0.1)
         log.seek(0)
         yield base, log.read(), env
@@ -75,3 +75,13 @@ def test_seed_is_idempotent(served):
     done = _magnet(env, "seed")
     assert done.returncode == 0, done.stderr
     assert "prompt template" not in done.stdout  # already there: nothing created twice
+
+
+@pytest.mark.integration
+def test_serve_loads_the_indexes_embedding_model_before_the_first_query(served, tmp_path):
+    from tests.conftest import wait_for
+
+    served_log = tmp_path / "serve.log"
+    output = wait_for(served_log.read_text, lambda text: "embedding models loaded" in text, timeout=90)
+    assert "embedding models loaded: local-minilm" in output  # the seeded demo index's model
+    assert "POST /api/" not in output  # no query asked for it
