@@ -320,6 +320,9 @@ def test_bad_requests_are_refused_before_any_work(api, llm, chat_model, kb_tool)
     assert api.get("/api/conversations/conv_nope").status_code == 404
     assert _say(api, {"id": "conv_nope"}, "hi").status_code == 404
     assert _say(api, conversation, "").status_code == 422
+    blank = _say(api, conversation, " \n\t ")
+    assert blank.status_code == 422 and blank.json["error"]["details"]["fields"] == {
+        "message": ["Must contain text, not only whitespace."]}
     assert api.post(f"/api/conversations/{conversation['id']}/messages", json={"message": 5}).status_code == 422
     assert _say(api, conversation, "hi", verbosity="loud").status_code == 422
     bad_json = api.post(f"/api/conversations/{conversation['id']}/messages", data="{", content_type="application/json")

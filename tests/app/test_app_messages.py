@@ -107,6 +107,7 @@ def test_contract_errors(api, client, llm, chat_model, make_key):
                        headers={"Authorization": f"Bearer {key}"}), 400, "invalid_request")
     _error(_send(client, key), 400, "invalid_request")
     _error(_send(client, key, content=["not", "text"]), 400, "invalid_request")
+    _error(_send(client, key, content="   "), 400, "invalid_request")
     _error(_send(client, key, content="hi", verbosity="chatty"), 400, "invalid_request")
     _error(_send(client, key, content="hi", session_id="sess_unknown"), 400, "invalid_request")
     _error(_send(client, key, content="hi", attachments=[{"filename": "a.txt", "data": "not base64!"}]),

@@ -2,17 +2,17 @@ from marshmallow import Schema, fields, validate
 
 from app.api.common import StrictSchema, UtcDateTime
 from app.api.conversations.schemas import (
-    MAX_MESSAGE_CHARS,
     AttachmentSchema,
     CitationSchema,
     ToolCallSchema,
     attachments_field,
+    message_field,
     verbosity_field,
 )
 
 
 class AppMessageSchema(StrictSchema):
-    content = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_CHARS))
+    content = message_field()
     session_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
                                metadata={"description": "From an earlier reply: continue that conversation"})
     user_id = fields.String(allow_none=True, validate=validate.Length(max=200),

@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.api.common import StrictSchema, UtcDateTime, list_args
 from app.services.attachments import DEFAULT_MAX_ATTACHMENTS
@@ -17,6 +17,16 @@ def attachments_field() -> fields.List:
     return fields.List(fields.Nested(AttachmentInSchema), load_default=list,
                        validate=validate.Length(max=DEFAULT_MAX_ATTACHMENTS),
                        metadata={"description": "Files whose text the agent may use for the rest of the conversation"})
+
+
+def _has_text(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must contain text, not only whitespace.")
+
+
+def message_field() -> fields.String:
+    """The user's message: some text, at most MAX_MESSAGE_CHARS characters."""
+    return fields.String(required=True, validate=[validate.Length(min=1, max=MAX_MESSAGE_CHARS), _has_text])
 
 
 def verbosity_field() -> fields.String:
@@ -102,7 +112,7 @@ class ConversationWriteSchema(StrictSchema):
 
 
 class SendMessageSchema(StrictSchema):
-    message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_CHARS))
+    message = message_field()
     stream = fields.Boolean(load_default=False)
     verbosity = verbosity_field()
     attachments = attachments_field()
