@@ -45,6 +45,7 @@ from app.runtime.llm_types import (
     ToolCallStarted,
     ToolSpec,
 )
+from app.runtime.memory import trim_tool_results
 from app.runtime.timeouts import Overran, run_with_timeout
 
 Emit = Callable[[dict[str, Any]], None]
@@ -117,6 +118,8 @@ class TurnInput:
     # Knowledge the conversation already has (attachments): citable like tool passages, numbered first.
     passages: list[Passage] = field(default_factory=list)
     on_model_call: Callable[[ChatResult], None] = lambda result: None
+    # Tokens the prompt may hold (the window less room for the answer); None: no limit is known.
+    prompt_budget: int | None = None
 
 
 @dataclass
@@ -154,6 +157,8 @@ class Turn:
         for iteration in range(1, self.request.limits.max_iterations + 1):
             last_round = iteration == self.request.limits.max_iterations
             tools = [t.spec for t in self.request.tools] if offer_tools and not last_round else None
+            if self.request.prompt_budget is not None:  # tool results grow the prompt every round
+                messages = trim_tool_results(messages, self.request.prompt_budget, tools or ())
             result = self._call_model(messages, tools)
             calls = result.tool_calls if tools else []  # calls to tools not offered are ignored
             if not calls:

@@ -9,7 +9,8 @@ the `anthropic` SDK, provider "local" the built-in extractive answerer. For the 
   provider, model and HTTP status, raised `from None` with redacted text only: SDK exceptions hold
   request headers and bodies that may echo the API key, and chained tracebacks end up in logs.
 - Usage comes from the provider, else is counted with the cl100k tokenizer (`usage_estimated=True`).
-  Finish reasons use OpenAI's vocabulary. `timeout` bounds each attempt's connect and reads.
+  Finish reasons use OpenAI's vocabulary. `timeout` bounds the whole call, retries and their waits
+  included: each attempt gets the time left, and a retry that could not start in time is not made.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ __all__ = ["AnthropicClient", "ChatClient", "OpenAIClient", "RetryPolicy", "clie
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+MIN_ATTEMPT_SECONDS = 1.0  # a retry with less time than this left could not get an answer
 MAX_CACHED_CLIENTS = 64
 _CLIENTS: OrderedDict[tuple, ChatClient] = OrderedDict()
 _CLIENTS_LOCK = threading.Lock()
@@ -162,7 +164,7 @@ class _RemoteClient:
         """One chat completion. Raises UpstreamTimeout or UpstreamError (see the module docstring)."""
         started, timeout = time.monotonic(), timeout or self.timeout
         response = self._retrying(
-            lambda: self._create(messages, tools, temperature, max_tokens, timeout, stream=False), timeout)
+            lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=False), timeout)
         try:
             text, calls, usage, finish, model = self._parse(response)
         except _MALFORMED as exc:
@@ -178,7 +180,7 @@ class _RemoteClient:
         stream cut off early raises UpstreamError."""
         started, timeout = time.monotonic(), timeout or self.timeout
         events = self._retrying(
-            lambda: self._create(messages, tools, temperature, max_tokens, timeout, stream=True), timeout)
+            lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=True), timeout)
         state = StreamAssembly()
         try:
             yield from self._read(events, state)
@@ -215,15 +217,19 @@ class _RemoteClient:
         return ChatResult(text=text, tool_calls=calls, usage=usage, finish_reason=finish,
                           model=model or self.model_id, latency_ms=latency_ms, usage_estimated=estimated)
 
-    def _retrying(self, call: Callable[[], Any], timeout: float) -> Any:
+    def _retrying(self, call: Callable[[float], Any], timeout: float) -> Any:
+        """`call(seconds_left)` until it succeeds, fails for good, or `timeout` seconds are spent."""
+        deadline = time.monotonic() + timeout
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                return call()
+                return call(deadline - time.monotonic())  # a retry starts only with MIN_ATTEMPT_SECONDS left
             except (*_SDK_ERRORS, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
                 failure = self._translate(exc, timeout, attempts=attempt)
                 if not failure.retryable or attempt >= self.retry.attempts:
                     raise failure.error from None
                 delay = self.retry.delay(attempt, failure.retry_after)
+                if time.monotonic() + delay + MIN_ATTEMPT_SECONDS > deadline:
+                    raise failure.error from None  # no time left for another try: say what failed
                 log.warning("%s (model %s) failed, attempt %d of %d; retrying in %.2f s: %s", self.label,
                             self.model_id, attempt, self.retry.attempts, delay, failure.error.message)
                 self._sleep(delay)

@@ -23,7 +23,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from app.errors import Conflict, MagnetError, UpstreamTimeout
+from app.errors import Conflict, MagnetError, UpstreamTimeout, ValidationFailed
 from app.extensions import db
 from app.ids import new_id
 from app.models import Agent, Conversation, ConversationAttachment, LlmModel, Message, utcnow
@@ -35,6 +35,7 @@ from app.services import agent_tools, agents, conversations
 from app.services.leases import Lease
 from app.services.sse import DONE, sse_event
 from app.services.usage import Tally, metering, record_usage
+from knowledge.tokenizer import encode, get_encoding
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +150,25 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
     local = model.provider == "local"
     tools = agent_tools.build(agent, api_key_id=turn.api_key_id, local=local)
     window = model.context_window or memory.DEFAULT_CONTEXT_WINDOW
-    passages = _attachment_passages(turn.conversation_id, budget_chars=window * 4 // ATTACHMENT_SHARE_OF_WINDOW)
+    passages = _attachment_passages(turn.conversation_id, budget_tokens=window // ATTACHMENT_SHARE_OF_WINDOW)
     history, older = _history(turn, agent.memory_messages)
     fitted = memory.fit(_system(agent, tools, passages), history, ChatMessage(role="user", content=turn.content),
-                        max_messages=agent.memory_messages, context_window=window, reserve_tokens=agent.max_tokens,
+                        max_messages=agent.memory_messages, context_window=window,
+                        reserve_tokens=memory.answer_reserve(agent.max_tokens, window),
                         tools=[t.spec for t in tools], older=older)
+    if not fitted.fits:
+        raise ValidationFailed(
+            f"The message is too long for {model.name}'s context window: the prompt needs about "
+            f"{fitted.prompt_tokens} tokens with the agent's instructions and tools, and {fitted.budget} fit. "
+            "Send a shorter message.",
+            code="context_window_exceeded",
+            details={"prompt_tokens": fitted.prompt_tokens, "budget_tokens": fitted.budget,
+                     "context_window": window})
     limits = Limits(max_iterations=agent.max_iterations, tool_timeout=agent.tool_timeout_seconds,
                     turn_timeout=agent.turn_timeout_seconds,
                     model_timeout=min(DEFAULT_TIMEOUT, agent.turn_timeout_seconds))
     return TurnInput(messages=fitted.messages, query=turn.content, tools=tools, client=client_for(model),
-                     limits=limits, temperature=agent.temperature, max_tokens=agent.max_tokens, local=local,
+                     limits=limits, prompt_budget=fitted.budget, temperature=agent.temperature, max_tokens=agent.max_tokens, local=local,
                      passages=passages, on_model_call=_meter(agent.id, model.id))
 
 
@@ -194,8 +204,9 @@ def _history(turn: PreparedTurn, limit: int) -> tuple[list[ChatMessage], int]:
     return usable, total - len(rows)
 
 
-def _attachment_passages(conversation_id: str, *, budget_chars: int) -> list[Passage]:
-    """The conversation's attachments cut into citable passages, up to a share of the context window."""
+def _attachment_passages(conversation_id: str, *, budget_tokens: int) -> list[Passage]:
+    """The conversation's attachments cut into citable passages, up to a share of the context window
+    (counted in tokens: in characters, a page of Chinese or code is several times over)."""
     passages, used = [], 0
     for attachment in conversations.attachments_of(conversation_id):
         text = attachment.text
@@ -203,9 +214,13 @@ def _attachment_passages(conversation_id: str, *, budget_chars: int) -> list[Pas
             piece = text[start:start + ATTACHMENT_PASSAGE_CHARS].strip()
             if not piece:
                 continue
-            if used + len(piece) > budget_chars:
+            tokens = encode(piece)
+            if used + len(tokens) > budget_tokens:  # what still fits of this piece ends the attachments
+                rest = get_encoding().decode(tokens[: budget_tokens - used]).rstrip("\ufffd").strip()  # no half character
+                if rest:
+                    passages.append(Passage(text=rest, source=attachment.filename, title=attachment.filename))
                 return passages
-            used += len(piece)
+            used += len(tokens)
             passages.append(Passage(text=piece, source=attachment.filename, title=attachment.filename))
     return passages
 

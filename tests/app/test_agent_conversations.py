@@ -2,6 +2,7 @@
 
 Real parts everywhere else: a synced folder, the embedding model, Chroma, SQLite/PostgreSQL, the ledger.
 """
+import base64
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Message, UsageRecord
+from app.runtime.llm_types import ChatMessage, estimate_prompt_tokens
 from tests.app.conftest import sse_events
 from tests.conftest import wait_for
 from tests.support.fake_llm import BrokenStream, Reply, Sleep, Status, ToolCallReply
@@ -335,6 +337,28 @@ def test_bad_requests_are_refused_before_any_work(api, llm, chat_model, kb_tool)
     assert llm.posts == []
     count = db.session.execute(select(func.count()).select_from(Message)).scalar_one()
     assert count == 0  # nothing refused was stored
+
+
+def test_prompts_are_kept_within_a_small_context_window(api, llm):
+    model = api.post("/api/models", json={"name": "tiny", "provider": "openai_compatible", "model_id": "tiny",
+                                          "kind": "chat", "endpoint": llm.base_url, "api_key": "sk-test",
+                                          "context_window": 4000}).json["data"]
+    agent = _agent(api, model, [], max_tokens=200)
+    conversation = _conversation(api, agent)
+
+    # Chinese is about a token a character: attachments are measured in tokens (a third of the window).
+    chinese = base64.b64encode(("退款将在申请后十四天内处理。" * 350).encode()).decode()
+    llm.script(Reply("收到。"))
+    res = _say(api, conversation, "Read this.", attachments=[{"filename": "退款.txt", "data": chinese}])
+    assert res.status_code == 200, res.json
+    prompt = [ChatMessage(role=m["role"], content=m["content"]) for m in llm.posts[-1].body["messages"]]
+    assert estimate_prompt_tokens(prompt) <= 4000 // 3 + 100 and "退款将在" in prompt[0].content
+
+    too_long = _say(api, conversation, "word " * 4000)
+    assert too_long.status_code == 422 and too_long.json["error"]["code"] == "context_window_exceeded"
+    assert too_long.json["error"]["details"]["budget_tokens"] == 3800 and len(llm.posts) == 1  # never sent
+    saved = api.get(f"/api/conversations/{conversation['id']}").json["data"]["messages"]
+    assert saved[-1]["status"] == "failed" and saved[-1]["error"]["code"] == "context_window_exceeded"
 
 
 def test_anthropic_tool_use_conversation(api, llm, kb_tool):

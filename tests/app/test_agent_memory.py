@@ -1,6 +1,6 @@
 """Conversation memory: what an agent remembers within its context window (app.runtime.memory)."""
-from app.runtime.llm_types import ChatMessage, estimate_prompt_tokens
-from app.runtime.memory import fit
+from app.runtime.llm_types import ChatMessage, ToolCall, estimate_prompt_tokens
+from app.runtime.memory import MIN_TOOL_RESULT_CHARS, TRIMMED_NOTE, answer_reserve, fit, trim_tool_results
 
 SYSTEM = [ChatMessage(role="system", content="You help.")]
 USER = ChatMessage(role="user", content="And now?")
@@ -49,3 +49,44 @@ def test_max_messages_caps_memory_and_counts_what_was_not_loaded():
 def test_no_memory_at_all():
     memory = fit(SYSTEM, _history(2), USER, max_messages=0, context_window=None, reserve_tokens=0)
     assert memory.messages[0] == SYSTEM[0] and memory.messages[-1] == USER and memory.kept == 0
+
+
+def test_the_answer_reserve_never_takes_more_than_half_the_window():
+    assert answer_reserve(1024, 16_000) == 1024
+    assert answer_reserve(200_000, 8192) == 4096  # max_tokens beyond the window leaves room for the question
+    assert answer_reserve(None, None) == 0
+
+
+def test_a_message_too_long_for_the_window_does_not_fit_even_alone():
+    long_message = ChatMessage(role="user", content="word " * 700)
+    memory = fit(SYSTEM, _history(2), long_message, max_messages=20, context_window=600, reserve_tokens=100)
+    assert memory.kept == 0 and memory.budget == 500 and memory.prompt_tokens > 700 and not memory.fits
+    assert fit(SYSTEM, [], USER, max_messages=20, context_window=600, reserve_tokens=100).fits
+
+
+def _tool_turn(*sizes: int) -> list[ChatMessage]:
+    messages = [*SYSTEM, USER]
+    for n, size in enumerate(sizes):
+        messages += [ChatMessage(role="assistant", content=None, tool_calls=[ToolCall(f"c{n}", "search", {}, "{}")]),
+                     ChatMessage(role="tool", content=f"result {n} " + "word " * size, tool_call_id=f"c{n}")]
+    return messages
+
+
+def test_tool_results_are_cut_largest_first_until_the_prompt_fits():
+    messages = _tool_turn(100, 1000)
+    budget = estimate_prompt_tokens(messages) - 600
+    trimmed = trim_tool_results(messages, budget)
+    assert estimate_prompt_tokens(trimmed) <= budget
+    assert trimmed[3] == messages[3]  # the small result was not touched
+    big = trimmed[5].content
+    assert big.endswith(TRIMMED_NOTE) and messages[5].content.startswith(big.removesuffix(TRIMMED_NOTE))
+    assert messages[5].content.count("word") == 1000  # the input is left as it was
+    assert trim_tool_results(messages, 100_000) == messages
+
+
+def test_tool_results_are_never_cut_below_a_floor():
+    messages = _tool_turn(300, 300)
+    trimmed = trim_tool_results(messages, budget=10)
+    assert estimate_prompt_tokens(trimmed) > 10  # it cannot fit: the provider will say so
+    assert all(MIN_TOOL_RESULT_CHARS <= len(m.content) <= 2 * MIN_TOOL_RESULT_CHARS + len(TRIMMED_NOTE)
+               for m in trimmed if m.role == "tool")

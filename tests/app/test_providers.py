@@ -3,6 +3,8 @@ their wire protocols (tests/support/fake_llm.py), so retries, streaming and erro
 end to end without any external service."""
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 
@@ -223,6 +225,26 @@ def test_500_three_times_becomes_an_agent_error(app, llm, provider):
     assert ("Anthropic" if provider == "anthropic" else "OpenAI-compatible") in error.message
     assert error.details["status"] == 500 and error.details["provider"] == provider
     assert len(llm.posts) == 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_retries_stay_within_the_calls_timeout(app, llm, provider):
+    # A 503 that asks for 2 s of patience, under a 2.5 s timeout: a retry could not start in time.
+    llm.script(Status(503, "busy", headers={"Retry-After": "2"}))
+    started = time.monotonic()
+
+    with pytest.raises(UpstreamError) as caught:
+        make_client(provider, llm).complete(MESSAGES, timeout=2.5)
+
+    assert "HTTP 503" in caught.value.message and "after 1 attempt" in caught.value.message
+    assert len(llm.posts) == 1 and time.monotonic() - started < 2.0  # it did not sit out the wait
+
+    # A 500 after 1.5 s of a 3 s timeout: the retry gets the 1.5 s left, not 3 s more (4.5 s in all).
+    llm.script(Sleep(1.5, then=Status(500)), Sleep(10.0))
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        make_client(provider, llm).complete(MESSAGES, timeout=3.0)
+    assert len(llm.posts) == 1 + 2 and time.monotonic() - started < 4.0
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
