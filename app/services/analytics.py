@@ -3,12 +3,13 @@
 The period selects messages by their `created_at`; `conversations` counts the conversations with at least
 one message in it, so every number describes the same activity. Counts, sums and means come from SQL
 aggregates. Percentiles use the nearest-rank method (the value at rank ceil(p/100 * n) of the sorted
-latencies, 1-based), each fetched with ORDER BY ... OFFSET, so they are actual observed values and need no
+latencies, 1-based), picked by ROW_NUMBER() in one statement, so they are actual observed values and need no
 database-specific percentile function. Tool calls live in a JSON list on each assistant message, which
 SQLite and PostgreSQL cannot unnest the same way, so that column alone is streamed and counted in Python.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -110,33 +111,44 @@ def _messages_per_conversation(conditions: list) -> dict[str, Any]:
     conversations = int(row[0])
     if not conversations:
         return {"count": 0, "mean": None, "median": None, "max": None}
-    # The median: the middle count, or the mean of the two middle counts when there is an even number.
-    middle = db.session.execute(
-        select(counts.c.n).order_by(counts.c.n).offset((conversations - 1) // 2).limit(2 - conversations % 2)
-    ).scalars().all()
+    # The median: the middle count, or the mean of the two middle counts when there is an even number
+    # (for an odd number both ranks are the middle one).
+    ranked, middle = _at_ranks(counts.c.n, ranks=lambda n: list(_median_ranks(n)))
     return {
         "count": conversations,
         "mean": round(float(row[1]), MEAN_DECIMALS),
-        "median": sum(middle) / len(middle),
+        "median": sum(middle[r] for r in _median_ranks(ranked)) / 2 if ranked else None,
         "max": int(row[2]),
     }
+
+
+def _median_ranks(n):
+    """The two middle ranks of n values (the same one twice when n is odd); `n` is an int or SQL."""
+    return (n + 1) // 2, n // 2 + 1
+
+
+def _nearest_rank(p: int, n):
+    """ceil(p * n / 100) in integers, no float rounding at the edge; `n` is an int or a SQL expression."""
+    return (p * n + 99) // 100
+
+
+def _at_ranks(column, *conditions, ranks: Callable[[Any], list]) -> tuple[int, dict[int, Any]]:
+    """How many values of `column` match, and the values at the 1-based ranks `ranks(n)` of their ascending
+    order. One statement, so that rows deleted between a count and a fetch cannot leave a rank empty."""
+    ranked = select(column.label("value"), func.row_number().over(order_by=column).label("row_no"),
+                    func.count().over().label("total")).where(*conditions).subquery()
+    rows = db.session.execute(select(ranked).where(ranked.c.row_no.in_(ranks(ranked.c.total)))).all()
+    return (int(rows[0].total), {int(row.row_no): row.value for row in rows}) if rows else (0, {})
 
 
 def _latency_percentiles(conditions: list, timed: int) -> dict[str, float | None]:
     """Nearest-rank percentiles of the assistant messages' turn latency (`timed` of them have one)."""
     if not timed:
         return {f"p{p}": None for p in PERCENTILES}
-    latencies = (
-        select(Message.latency_ms)
-        .where(*conditions, Message.role == "assistant", Message.latency_ms.is_not(None))
-        .order_by(Message.latency_ms)
-    )
-    result = {}
-    for p in PERCENTILES:
-        rank = max(1, -(-p * timed // 100))  # ceil(p * n / 100) in integers: no float rounding at the edge
-        value = db.session.execute(latencies.offset(rank - 1).limit(1)).scalar_one()
-        result[f"p{p}"] = _ms(value)
-    return result
+    # n is counted again by the ranking statement itself: `timed` may be stale by then.
+    n, values = _at_ranks(Message.latency_ms, *conditions, Message.role == "assistant",
+                          Message.latency_ms.is_not(None), ranks=lambda n: [_nearest_rank(p, n) for p in PERCENTILES])
+    return {f"p{p}": _ms(values[_nearest_rank(p, n)]) if n else None for p in PERCENTILES}
 
 
 def _tool_usage(conditions: list) -> list[dict[str, Any]]:

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from app.api.common import paginate
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import Conversation, ConversationAttachment, Message
 from app.services import agents
+from app.services.leases import Lease
 
 TITLE_CHARS = 120
 
@@ -90,13 +91,36 @@ def attachment_payload(attachment: ConversationAttachment) -> dict[str, Any]:
             "size_bytes": attachment.size_bytes, "tokens": attachment.tokens, "message_id": attachment.message_id}
 
 
+def turn_lease(conversation_id: str, refusal: str) -> Lease:
+    """The conversation's turn lease, taken: one turn at a time (app.services.turns holds it from saving the
+    question to saving the answer). 409 turn_in_progress, with `refusal` as its message, while it is held."""
+    lease = Lease("turn", conversation_id)
+    if not lease.acquire():
+        raise Conflict(refusal, code="turn_in_progress", details={"conversation_id": conversation_id})
+    return lease
+
+
 def clear_history(conversation_id: str) -> int:
     """Forget the messages and attachments (the agent starts afresh); the conversation stays, and so do
-    the usage ledger rows its turns wrote. Returns how many messages were removed."""
+    the usage ledger rows its turns wrote. Returns how many messages were removed.
+
+    Refused while a turn runs, which would then save its answer without the question; the turn lease is
+    held meanwhile, so no turn starts while the history goes."""
     conversation = get_conversation(conversation_id)
+    lease = turn_lease(conversation.id, "This conversation is still answering a message; clear its history "
+                                        "when the answer is saved.")
+    try:
+        return _forget_history(conversation)
+    finally:
+        lease.release()
+
+
+def _forget_history(conversation: Conversation) -> int:
     removed = db.session.execute(delete(Message).where(Message.conversation_id == conversation.id)).rowcount
     db.session.execute(delete(ConversationAttachment).where(ConversationAttachment.conversation_id == conversation.id))
+    # As if no message had been sent: the list's "last active" and the counts start again with the next turn.
     conversation.message_count = 0
+    conversation.last_message_at = None
     conversation.title = None
     db.session.commit()
     return removed or 0

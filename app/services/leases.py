@@ -5,6 +5,12 @@ as it runs. The kernel drops the lock when that process dies, however it dies (S
 of a container), so any process sharing the data dir can tell at once that a 'running' run is dead:
 its lock file exists and nobody holds it. A run whose worker is elsewhere (Redis deployments) has no
 lock file here and is judged by its heartbeat instead.
+
+A finished run's lock file is unlinked while its lock is still held, so none is left behind to look
+abandoned. Whoever opened that file just before then locks a file that is no longer at the path (and a
+newcomer may meanwhile create and lock a new one there), so a lock counts only when, once taken, the
+file it is on is still the one at the path (`_is_current`); a stale one is let go and acquire() tries
+again with the path's current file.
 """
 from __future__ import annotations
 
@@ -35,19 +41,23 @@ class Lease:
         if fcntl is None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:  # each retry means the file was unlinked after we opened it: its holder finished
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+            if _is_current(fd, self.path):
+                self.fd = fd
+                return True
             os.close(fd)
-            return False
-        self.fd = fd
-        return True
 
     def release(self, remove: bool = True) -> None:
         if self.fd is None:
             return
-        if remove:  # unlinked before the lock goes, so nobody finds a free lock of a finished run
+        if remove:  # unlinked before the lock goes, so nobody finds a free lock of a finished run;
+            # whoever locks the unlinked file afterwards sees it is no longer current (see acquire)
             with contextlib.suppress(OSError):
                 self.path.unlink()
         os.close(self.fd)
@@ -72,8 +82,21 @@ def abandoned_lease(kind: str, run_id: str):
         except OSError:
             yield False  # held: the worker is alive
             return
+        if not _is_current(fd, path):
+            yield False  # the run ended (its file was unlinked), or a new holder has a new file
+            return
         yield True
         with contextlib.suppress(OSError):
             path.unlink()
     finally:
         os.close(fd)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not unlinked, nor replaced since)."""
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (at_path.st_dev, at_path.st_ino)

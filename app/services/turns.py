@@ -81,10 +81,8 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     if agent.status == "inactive":
         raise Conflict(f"Agent {agent.name} is inactive.", code="agent_inactive", details={"agent_id": agent.id})
     client_for(model_of(agent))  # a model that cannot be called is refused now, not mid-stream
-    lease = Lease("turn", conversation.id)
-    if not lease.acquire():
-        raise Conflict("This conversation is still answering an earlier message; send the next one when it "
-                       "has finished.", code="turn_in_progress", details={"conversation_id": conversation.id})
+    lease = conversations.turn_lease(conversation.id, "This conversation is still answering an earlier "
+                                                      "message; send the next one when it has finished.")
     try:
         user_message_id = _save_user_message(conversation, content, attachments or [])
     except BaseException:

@@ -39,16 +39,8 @@ class Period:
     def from_args(cls, start: date | datetime | None, end: date | datetime | None) -> Period:
         """From query values: a date starts at its midnight; an end date includes its whole day, an end
         datetime its own instant. Naive datetimes are UTC. 422 when the start is after the end."""
-        try:
-            lower = _as_utc(start) if start is not None else None
-            if end is None:
-                upper = None
-            elif isinstance(end, datetime):
-                upper = _as_utc(end) + timedelta(microseconds=1)  # inclusive, at the database's resolution
-            else:
-                upper = _as_utc(end) + timedelta(days=1)
-        except OverflowError as exc:
-            raise _field_error("end_date", "is out of range") from exc
+        lower = _as_utc(start, "start_date") if start is not None else None
+        upper = _end_bound(end) if end is not None else None
         if lower is not None and upper is not None and lower >= upper:
             raise _field_error("end_date", "must not be before start_date")
         return cls(lower, upper)
@@ -62,10 +54,24 @@ class Period:
         return conditions
 
 
-def _as_utc(value: date | datetime) -> datetime:
-    if isinstance(value, datetime):
+def _as_utc(value: date | datetime, field: str) -> datetime:
+    """The UTC instant of a query value; 422 naming `field` when it lies outside the years 1..9999 in
+    UTC (0001-01-01T00:00+01:00, 9999-12-31T23:00-05:00), which datetime cannot hold."""
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    try:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    except OverflowError as exc:
+        raise _field_error(field, "is out of range") from exc
+
+
+def _end_bound(end: date | datetime) -> datetime:
+    """The exclusive upper bound of an inclusive end, at the database's resolution for a datetime."""
+    step = timedelta(microseconds=1) if isinstance(end, datetime) else timedelta(days=1)
+    try:
+        return _as_utc(end, "end_date") + step
+    except OverflowError as exc:  # the last instant or day of year 9999
+        raise _field_error("end_date", "is out of range") from exc
 
 
 def _field_error(field: str, problem: str) -> ValidationFailed:
@@ -154,14 +160,17 @@ def _day_key(value: date | datetime | str) -> str:
 def _series_days(period_args: dict) -> tuple[date, date]:
     """First and last UTC day of a cost series: by default the 30 days ending today."""
     start, end = period_args.get("start_date"), period_args.get("end_date")
-    last = _as_utc(end).date() if end is not None else None
-    first = _as_utc(start).date() if start is not None else None
+    last = _as_utc(end, "end_date").date() if end is not None else None
+    first = _as_utc(start, "start_date").date() if start is not None else None
     if last is None:
         last = datetime.now(UTC).date()
         if first is not None and first > last:
             raise _field_error("start_date", "is in the future; give an end_date too")
     if first is None:
-        first = last - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+        try:
+            first = last - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+        except OverflowError as exc:  # the default period would start before year 1
+            raise _field_error("end_date", "is out of range; give a start_date too") from exc
     if (last - first).days + 1 > MAX_SERIES_DAYS:
         raise _field_error("end_date", f"the period may span at most {MAX_SERIES_DAYS} days")
     return first, last

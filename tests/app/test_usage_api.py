@@ -235,6 +235,41 @@ def test_cost_series_range_limits(api):
     _error(api.get("/api/usage/costs?start_date=2026-02-30"), "start_date")
 
 
+@pytest.mark.parametrize("path", ["/api/usage/costs", "/api/usage/stats", "/api/analytics/conversations"])
+@pytest.mark.parametrize("query, field", [
+    ("end_date=9999-12-31", "end_date"),  # the day after it, where the period ends, does not exist
+    ("end_date=9999-12-31T23:59:59.999999", "end_date"),
+    ("end_date=9999-12-31T23:00:00-05:00", "end_date"),  # 04:00 UTC in year 10000
+    ("end_date=0001-01-01T00:00:00%2B01:00", "end_date"),  # 23:00 UTC in year 0
+    ("start_date=0001-01-01T00:00:00%2B01:00&end_date=0001-01-02", "start_date"),
+    ("start_date=9999-12-31T23:00:00-05:00&end_date=9999-12-31", "start_date"),
+    ("start_date=9999-12-31T23:00:00-05:00", "start_date"),
+])
+def test_dates_beyond_what_datetime_holds_are_422(api, path, query, field):
+    _error(api.get(f"{path}?{query}"), field)
+
+
+def test_cost_series_default_period_before_year_1_is_422(api):
+    # without a start the series is the 30 days ending at end_date: from 0001-01-30 on they exist
+    _error(api.get("/api/usage/costs?end_date=0001-01-01"), "end_date")
+    _error(api.get("/api/usage/costs?end_date=0001-01-29T12:00:00Z"), "end_date")
+    assert api.get("/api/usage/costs?end_date=0001-01-30").json["data"]["start_date"] == "0001-01-01"
+    # stats and analytics derive no default period: the same end is an ordinary, empty one
+    assert api.get("/api/usage/stats?end_date=0001-01-01").json["data"]["calls"] == 0
+    assert api.get("/api/analytics/conversations?end_date=0001-01-01").json["data"]["messages"] == 0
+    # a start alone runs to today: too long, or (in year 9999) in the future
+    _error(api.get("/api/usage/costs?start_date=0001-01-01"), "end_date")
+    _error(api.get("/api/usage/costs?start_date=9999-12-31"), "start_date")
+
+
+def test_cost_series_reach_the_first_and_last_days(api):
+    first = api.get("/api/usage/costs?start_date=0001-01-01&end_date=0001-01-30").json["data"]
+    assert (first["start_date"], first["end_date"], len(first["series"])) == ("0001-01-01", "0001-01-30", 30)
+    # the last day itself cannot be an end (its next midnight is out of range), its last microsecond but one can
+    last = api.get("/api/usage/costs?start_date=9999-12-31&end_date=9999-12-31T23:59:59.999998").json["data"]
+    assert [day["date"] for day in last["series"]] == ["9999-12-31"]
+
+
 # --------------------------------------------------------------------------------------------- analytics
 
 
@@ -353,6 +388,14 @@ def test_latency_percentiles_use_nearest_rank(api):
     assert data["no_answer_rate"] == 0.0
     # 21 conversations of 2 messages each
     assert data["messages_per_conversation"] == {"mean": 2.0, "median": 2.0, "max": 2}
+
+
+def test_latency_percentiles_when_the_messages_went_meanwhile(app):
+    # The count of timed messages (from _by_role) said 3, but they were deleted before the percentiles were
+    # read: nulls, not NoResultFound.
+    from app.services.analytics import _latency_percentiles
+
+    assert _latency_percentiles([], timed=3) == {"p50": None, "p90": None, "p95": None, "p99": None}
 
 
 def test_analytics_of_nothing_are_zeros_and_nulls(api):

@@ -46,6 +46,7 @@ class ConversationById(MethodView):
 
     @requires("operator")
     @blp.response(200, MessageSchema)
+    @blp.alt_response(409, description="A message is being answered (code turn_in_progress): clear after it")
     def delete(self, conversation_id):
         """Clear a conversation's history: its messages and attachments (the usage ledger keeps its rows)"""
         removed = conversations.clear_history(conversation_id)
