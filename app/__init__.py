@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -18,7 +18,7 @@ except PackageNotFoundError:  # running from a checkout without `pip install -e 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers, auth."""
-    from app import auth, crypto
+    from app import auth, crypto, request_guards
     from app.api import register_blueprints
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
@@ -41,8 +41,9 @@ def create_app(config: Config | None = None) -> Flask:
     auth.check_every_route_declares_a_role(app)
     register_tasks(app, make_queue(config))
 
-    app.before_request(_limit_json_body)
+    app.before_request(request_guards.limit_json_body)
     app.before_request(auth.authenticate)
+    app.before_request(request_guards.refuse_unstorable_text)
     return app
 
 
@@ -80,36 +81,6 @@ def _flask_settings(config: Config) -> dict:
             },
         },
     }
-
-
-# Test cases may be posted as the raw body of a CSV or JSON Lines file, not only as multipart.
-TEST_CASE_TYPES = ("text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines")
-
-
-def _limit_json_body():
-    """JSON bodies have their own, smaller limit than uploads: 413 before anything parses them."""
-    from flask import current_app
-
-    from app.errors import PayloadTooLarge, UnsupportedMediaType
-
-    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api"):
-        return
-    length = request.content_length or 0
-    mimetype = request.mimetype or ""
-    if request.path.endswith("/test-cases") and mimetype in TEST_CASE_TYPES:
-        return  # a test set sent as CSV or JSON Lines: the upload limit applies, as for a file
-    if length and not (mimetype == "application/json" or mimetype.endswith("+json")
-                       or mimetype.startswith("multipart/")):
-        raise UnsupportedMediaType(
-            f"Send the body as application/json (got {mimetype or 'no content type'}).",
-            details={"content_type": mimetype},
-        )
-    limit = current_app.extensions["magnet.config"].max_json_bytes
-    if not mimetype.startswith("multipart/") and length > limit:
-        raise PayloadTooLarge(
-            f"The JSON body is {length} bytes; the limit is {limit}.",
-            details={"limit_bytes": limit, "size_bytes": length},
-        )
 
 
 @event.listens_for(Engine, "connect")

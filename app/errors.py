@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -174,3 +174,9 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception):
         log.exception("unhandled error")
         return error_response(500, "internal_error", "The server failed to handle this request.")
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error: RecursionError):
+        if request.is_json:  # the JSON parser recursed into a body nested thousands of levels deep
+            return error_response(400, "invalid_json", "The request body is nested too deeply to parse.")
+        return _unexpected(error)

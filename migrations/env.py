@@ -9,9 +9,11 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# The app configures logging itself (create_app); the ini's set-up is only for alembic run on its own.
+# Applied over the app's, it would disable every logger that exists already (silencing the app's error
+# logs for the rest of the process) and turn the root level down to WARN.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

@@ -1,8 +1,9 @@
 """`POST /api/v1/messages`: an app talks to its integration's agent, one session per conversation.
 
 A request without `session_id` opens a conversation and names its session in the reply; the same
-`session_id` later continues it. Before any work: the key must be an active integration's, and its
-spend today (the usage ledger rows tagged with it) must be under its daily credit limit.
+`session_id` later continues it, while the integration still uses the agent the session began with. A
+refused request leaves no conversation behind. Before any work: the key must be an active integration's,
+and its spend today (the usage ledger rows tagged with it) must be under its daily credit limit.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.errors import BadRequest
 from app.extensions import db
 from app.ids import new_id
 from app.models import Conversation, Integration
-from app.services import attachments, conversations, integrations, turns
+from app.services import attachments, integrations, turns
 
 
 def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
@@ -24,7 +25,7 @@ def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
     integrations.check_daily_credit(integration)
     files = attachments.extract_attachments(body.get("attachments") or [])
     conversation, created = _session(integration, body.get("session_id"), body.get("user_id"))
-    turn = turns.prepare(conversation, body["content"], integration_id=integration.id, attachments=files)
+    turn = _prepare(conversation, created, body["content"], integration, files)
     session_id = conversation.session_id
 
     def shape(message: dict) -> dict:
@@ -38,15 +39,37 @@ def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
 
 def _session(integration: Integration, session_id: str | None, user_id: str | None) -> tuple[Conversation, bool]:
     if session_id is None:
-        conversation = conversations.create_conversation(integration.agent_id, user_id, integration_id=integration.id,
-                                                         session_id=new_id("sess"))
-        return conversation, True
+        return _new_conversation(integration, user_id), True
     conversation = db.session.execute(select(Conversation).where(
         Conversation.integration_id == integration.id, Conversation.session_id == session_id)).scalar_one_or_none()
     if conversation is None:
         raise BadRequest(f"No session '{session_id}' exists for this integration: send no session_id to start one.",
                          code="invalid_request", details={"session_id": session_id})
+    if conversation.agent_id != integration.agent_id:
+        # The integration was pointed at another agent since: continuing would answer with the old one.
+        raise BadRequest(f"Session '{session_id}' was held with an agent this integration no longer uses: "
+                         "send no session_id to start a new session with its current agent.",
+                         code="invalid_request", details={"session_id": session_id})
     return conversation, False
+
+
+def _new_conversation(integration: Integration, user_id: str | None) -> Conversation:
+    """Added but not committed: `turns.prepare` commits it with the user's message, or it never exists."""
+    conversation = Conversation(id=new_id("conv"), agent_id=integration.agent_id, user_id=user_id,
+                                integration_id=integration.id, session_id=new_id("sess"))
+    db.session.add(conversation)
+    db.session.flush()  # the row exists in this transaction before the message that refers to it
+    return conversation
+
+
+def _prepare(conversation: Conversation, created: bool, content: str, integration: Integration,
+             files: list) -> turns.PreparedTurn:
+    try:
+        return turns.prepare(conversation, content, integration_id=integration.id, attachments=files)
+    except BaseException:
+        if created:  # refused: the client never sees this session, so no empty conversation may stay
+            db.session.rollback()
+        raise
 
 
 def reply(message: dict, session_id: str, sent_attachments: list[dict]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Message, UsageRecord
+from app.models import Conversation, Message, UsageRecord
+from app.services import app_messages
 from tests.app.conftest import sse_events
 from tests.conftest import wait_for
 from tests.support.fake_llm import Reply, Sleep, Status, ToolCallReply
@@ -215,3 +216,66 @@ def test_agents_can_be_evaluated(api, kb_tool, worker):
     assert result["scores"]["token_f1"] == pytest.approx(6 / 13)
     assert done["target_snapshot"]["agent"]["tools"] == [kb_tool["id"]]
     assert json.dumps(result).count("faq.txt") >= 1
+
+
+@pytest.mark.parametrize("body", [
+    {"content": "hi\u0000"},
+    {"content": "hi", "session_id": "sess_\u0000"},
+    {"content": "hi", "user_id": "user\u0000"},
+    {"content": "hi", "attachments": [{"filename": "a\u0000.txt", "data": base64.b64encode(b"text").decode()}]},
+])
+def test_a_nul_in_any_text_is_invalid_request(api, client, llm, chat_model, body):
+    key = _integration(api, _agent(api, chat_model))["key"]
+    _error(_send(client, key, **body), 400, "invalid_request")
+    res = client.post("/api/v1/messages?agent_id=%00", json={"content": "hi"}, headers={"Authorization": f"Bearer {key}"})
+    _error(res, 400, "invalid_request")
+    assert "NUL" in res.json["error"]["message"]
+    assert llm.posts == [] and db.session.execute(select(Conversation)).first() is None
+
+
+def test_an_unexpected_failure_is_agent_error_with_its_traceback_logged(api, client, chat_model, monkeypatch,
+                                                                        caplog):
+    key = _integration(api, _agent(api, chat_model))["key"]
+
+    def broken(*_args):
+        raise RuntimeError("a bug behind the agent")
+
+    monkeypatch.setattr(app_messages, "send", broken)
+    _error(_send(client, key, content="hi"), 502, "agent_error")
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert "a bug behind the agent" in str(record.exc_info[1])
+    monkeypatch.undo()
+    _error(_send(client, None, content="hi"), 401, "invalid_api_key")  # the documented errors keep their codes
+    _error(client.post("/api/v1/messages", data="{", content_type="application/json",
+                       headers={"Authorization": f"Bearer {key}"}), 400, "invalid_request")
+
+
+def test_a_session_ends_when_the_integration_moves_to_another_agent(api, client, llm, chat_model):
+    first = _agent(api, chat_model)
+    integration = _integration(api, first)
+    llm.script(Reply("From the first agent."), Reply("From the second agent."))
+    session = _send(client, integration["key"], content="hi").json["session_id"]
+    second = _agent(api, chat_model, name="second")
+    res = api.put(f"/api/integrations/{integration['id']}", json={"agent_id": second["id"]})
+    assert res.status_code == 200, res.json
+
+    refused = _send(client, integration["key"], content="again", session_id=session)
+    _error(refused, 400, "invalid_request")
+    assert "new session" in refused.json["error"]["message"]
+    assert len(llm.posts) == 1  # the old agent did not answer
+    fresh = _send(client, integration["key"], content="again").json
+    assert fresh["content"] == "From the second agent." and fresh["session_id"] != session
+    assert db.session.get(Conversation, fresh["conversation_id"]).agent_id == second["id"]
+
+
+def test_a_refused_request_leaves_no_conversation_behind(api, client, llm, chat_model):
+    agent = _agent(api, chat_model)
+    key = _integration(api, agent)["key"]
+    llm.script(Reply("Kept."))
+    kept = _send(client, key, content="hi").json["conversation_id"]
+    api.put(f"/api/agents/{agent['id']}", json={"status": "inactive"})
+    _error(_send(client, key, content="hi"), 403, "integration_inactive")
+    _error(_send(client, key, content="hi", stream=True), 403, "integration_inactive")
+    db.session.expire_all()
+    assert db.session.execute(select(Conversation.id)).scalars().all() == [kept]
+    assert api.get("/api/conversations").json["pagination"]["total"] == 1

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.app_messages.schemas import AppMessageSchema, AppReplySchema
 from app.auth import OPEN, presented_key, requires
 from app.errors import Conflict, Forbidden, MagnetError, Unauthorized, UpstreamTimeout
+from app.extensions import db
 from app.services import app_messages
 
 log = logging.getLogger(__name__)
@@ -72,3 +73,18 @@ def _http_error(error: HTTPException):
         fields = messages.get("json", messages) if isinstance(messages, dict) else messages
         return _error(400, "invalid_request", f"The request is not valid: {fields}")
     return _error(400, "invalid_request", error.description or "The request is not valid.")
+
+
+@blp.errorhandler(RecursionError)
+def _too_deep(error: RecursionError):
+    # The JSON parser recursed into a body nested thousands of levels deep.
+    return _error(400, "invalid_request", "The request body is nested too deeply to parse.")
+
+
+@blp.errorhandler(Exception)
+def _unexpected(error: Exception):
+    # Flask picks the most specific handler first, so the documented errors above still answer as
+    # documented; anything else is a failure behind the agent, in this contract's shape.
+    log.exception("unhandled error in POST /api/v1/messages")
+    db.session.rollback()  # the failure may have left the transaction unusable (e.g. a DataError)
+    return _error(502, "agent_error", "The agent could not answer.")
