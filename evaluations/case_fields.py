@@ -140,10 +140,38 @@ def _unknown_key_message(key: str) -> str:
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _FieldError(f"must be a string, got {_type(value)}")
-    if "\x00" in value:
-        # PostgreSQL text and JSONB columns reject NUL; better to say so here than fail on save.
-        raise _FieldError("contains a NUL character")
+    if not _storable(value):
+        raise _FieldError(UNSTORABLE)
     return value.strip()
+
+
+# PostgreSQL text and JSONB reject NUL, and neither database can encode a lone surrogate ("\ud800" in
+# JSON): better to say so on the case's line than fail on save.
+UNSTORABLE = "contains a NUL character or a lone surrogate, which cannot be stored"
+
+
+def _storable(value: Any) -> bool:
+    """Whether every string in `value` (keys too, nested) can be stored."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _has_lone_surrogate(item):
+                return False
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse_input(name: str, value: Any) -> str:
@@ -246,6 +274,8 @@ def _parse_metadata(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise _FieldError(f"must be an object, got {_type(value)}")
+    if not _storable(value):
+        raise _FieldError(UNSTORABLE)
     return dict(value)
 
 
@@ -254,4 +284,6 @@ def _parse_filters(name: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise _FieldError(f"must be an object, got {_type(value)}")
+    if not _storable(value):
+        raise _FieldError(UNSTORABLE)
     return dict(value) or None

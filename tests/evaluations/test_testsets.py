@@ -398,3 +398,12 @@ def test_beir_bad_corpus_line_raises_while_streaming(beir_copy):
         next(docs)
     assert info.value.errors[0] | {"message": None} == {"file": str(corpus), "line": 2, "field": "_id",
                                                         "message": None}
+
+
+def test_text_no_database_can_store_is_an_error_on_its_line():
+    lines = ['{"input": "fine"}', '{"input": "a\\u0000b"}', '{"input": "ok", "metadata": {"team": "x\\ud800"}}',
+             '{"input": "ok", "filters": {"k\\u0000": "v"}}', '{"input": "smile \\ud83d\\ude00"}']
+    errors = _errors("\n".join(lines), "jsonl")
+    assert [(e["line"], e["field"]) for e in errors] == [(2, "input"), (3, "metadata"), (4, "filters")]
+    assert all("NUL character or a lone surrogate" in e["message"] for e in errors)
+    assert parse_test_cases(lines[4], "jsonl")[0]["input"] == "smile \U0001F600"  # a surrogate pair is text
