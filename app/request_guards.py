@@ -3,11 +3,10 @@
 1. `limit_json_body`: JSON bodies have their own, smaller size limit than uploads (413), and bodies of
    other types are refused (415), except test sets sent as raw CSV / JSON Lines;
 2. (authentication, app.auth);
-3. `refuse_unstorable_text`: text no database can store is refused with 400 before anything stores it:
-   NUL characters (PostgreSQL text cannot hold them: psycopg raises DataError, a 500) and lone UTF-16
-   surrogates (JSON can spell "\\ud800", but it is not Unicode text and fails to encode for SQLite and
-   PostgreSQL alike). No name, id or message needs either. Multipart uploads are not read here: NUL
-   bytes in a file's content are legal.
+3. `refuse_unstorable_text`: text no database can store (knowledge.storable_text: NUL characters, a 500
+   from psycopg otherwise, and lone surrogates) is refused with 400 before anything stores it. No name,
+   id or message needs either. Multipart uploads are not read here: NUL bytes in a file's content are
+   legal.
 """
 from __future__ import annotations
 
@@ -16,10 +15,10 @@ import re
 from flask import current_app, request
 
 from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from knowledge.storable_text import is_storable, printable, unstorable_path
 
 # Test cases may be posted as the raw body of a CSV or JSON Lines file, not only as multipart.
 TEST_CASE_TYPES = ("text/csv", "application/x-ndjson", "application/jsonl", "application/x-jsonlines")
-NUL = "\x00"
 # What a body must contain for its parsed text to hold a NUL or a surrogate: their JSON escapes, or raw
 # NUL bytes (invalid JSON in UTF-8, but present in a UTF-16/32 body).
 _SUSPECT_BYTES = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\x00")
@@ -58,23 +57,12 @@ def refuse_unstorable_text():
                          details={"location": location, "field": field})
 
 
-def is_storable(text: str) -> bool:
-    """Whether a database can store `text`: no NUL, no lone surrogate."""
-    if NUL in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _in_url() -> tuple[str, str] | None:
     if not is_storable(request.path):
-        return "path", _printable(request.path)
+        return "path", printable(request.path)
     for name, value in request.args.items(multi=True):
         if not (is_storable(name) and is_storable(value)):
-            return "query", _printable(name)
+            return "query", printable(name)
     return None
 
 
@@ -88,28 +76,5 @@ def _in_json() -> tuple[str, str] | None:
         data = request.get_json(silent=True)  # None when invalid: the parser then answers invalid_json
     except RecursionError:
         return None  # nested too deeply to parse: the arguments parser answers invalid_json
-    field = _unstorable_field(data)
+    field = unstorable_path(data)
     return ("json", field) if field is not None else None
-
-
-def _unstorable_field(data) -> str | None:
-    """Where a key or string that cannot be stored is, as a path like `attachments[0].filename`."""
-    stack = [("", data)]  # iterative: a deeply nested body must not hit the recursion limit
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str) and not is_storable(value):
-            return path or "(body)"
-        if isinstance(value, dict):
-            for key, item in value.items():
-                child = f"{path}.{_printable(key)}" if path else _printable(key)
-                if not is_storable(key):
-                    return child
-                stack.append((child, item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
-    return None
-
-
-def _printable(text: str) -> str:
-    """`text` safe to put in a JSON error message: NUL and surrogates spelled as escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace(NUL, "\\u0000")

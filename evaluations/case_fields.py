@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from knowledge.storable_text import is_storable, unstorable_path
+
 MAX_INPUT_CHARS = 20_000
 FIELDS = ("input", "expected_output", "expected_sources", "expected_no_answer", "metadata", "filters")
 ALIASES: dict[str, str] = {
@@ -140,38 +142,13 @@ def _unknown_key_message(key: str) -> str:
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise _FieldError(f"must be a string, got {_type(value)}")
-    if not _storable(value):
+    if not is_storable(value):
         raise _FieldError(UNSTORABLE)
     return value.strip()
 
 
-# PostgreSQL text and JSONB reject NUL, and neither database can encode a lone surrogate ("\ud800" in
-# JSON): better to say so on the case's line than fail on save.
+# Text no database can store (knowledge.storable_text): better to say so on the case's line than fail on save.
 UNSTORABLE = "contains a NUL character or a lone surrogate, which cannot be stored"
-
-
-def _storable(value: Any) -> bool:
-    """Whether every string in `value` (keys too, nested) can be stored."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item or _has_lone_surrogate(item):
-                return False
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
-
-
-def _has_lone_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _parse_input(name: str, value: Any) -> str:
@@ -274,7 +251,7 @@ def _parse_metadata(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise _FieldError(f"must be an object, got {_type(value)}")
-    if not _storable(value):
+    if unstorable_path(value) is not None:
         raise _FieldError(UNSTORABLE)
     return dict(value)
 
@@ -284,6 +261,6 @@ def _parse_filters(name: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise _FieldError(f"must be an object, got {_type(value)}")
-    if not _storable(value):
+    if unstorable_path(value) is not None:
         raise _FieldError(UNSTORABLE)
     return dict(value) or None

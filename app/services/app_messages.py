@@ -16,7 +16,7 @@ from app.errors import BadRequest
 from app.extensions import db
 from app.ids import new_id
 from app.models import Conversation, Integration
-from app.services import attachments, integrations, turns
+from app.services import attachments, conversations, integrations, turns
 
 
 def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
@@ -39,7 +39,9 @@ def send(key: str | None, body: dict) -> dict[str, Any] | Iterator[str]:
 
 def _session(integration: Integration, session_id: str | None, user_id: str | None) -> tuple[Conversation, bool]:
     if session_id is None:
-        return _new_conversation(integration, user_id), True
+        # Not committed: `turns.prepare` commits it with the user's message, or it never exists.
+        return conversations.new_conversation(integration.agent_id, user_id, integration_id=integration.id,
+                                              session_id=new_id("sess")), True
     conversation = db.session.execute(select(Conversation).where(
         Conversation.integration_id == integration.id, Conversation.session_id == session_id)).scalar_one_or_none()
     if conversation is None:
@@ -51,15 +53,6 @@ def _session(integration: Integration, session_id: str | None, user_id: str | No
                          "send no session_id to start a new session with its current agent.",
                          code="invalid_request", details={"session_id": session_id})
     return conversation, False
-
-
-def _new_conversation(integration: Integration, user_id: str | None) -> Conversation:
-    """Added but not committed: `turns.prepare` commits it with the user's message, or it never exists."""
-    conversation = Conversation(id=new_id("conv"), agent_id=integration.agent_id, user_id=user_id,
-                                integration_id=integration.id, session_id=new_id("sess"))
-    db.session.add(conversation)
-    db.session.flush()  # the row exists in this transaction before the message that refers to it
-    return conversation
 
 
 def _prepare(conversation: Conversation, created: bool, content: str, integration: Integration,

@@ -33,13 +33,20 @@ def get_conversation(conversation_id: str) -> Conversation:
     return conversation
 
 
-def create_conversation(agent_id: str, user_id: str | None = None, *, integration_id: str | None = None,
-                        session_id: str | None = None) -> Conversation:
-    agent = agents.get_agent(agent_id)
-    conversation = Conversation(agent_id=agent.id, user_id=user_id, integration_id=integration_id,
+def create_conversation(agent_id: str, user_id: str | None = None) -> Conversation:
+    conversation = new_conversation(agents.get_agent(agent_id).id, user_id)
+    db.session.commit()
+    return conversation
+
+
+def new_conversation(agent_id: str, user_id: str | None = None, *, integration_id: str | None = None,
+                     session_id: str | None = None) -> Conversation:
+    """A conversation added to the session and flushed (its row exists for the messages that refer to
+    it) but not committed: the caller's transaction decides whether it is kept."""
+    conversation = Conversation(agent_id=agent_id, user_id=user_id, integration_id=integration_id,
                                 session_id=session_id)
     db.session.add(conversation)
-    db.session.commit()
+    db.session.flush()
     return conversation
 
 

@@ -166,7 +166,8 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
                     turn_timeout=agent.turn_timeout_seconds,
                     model_timeout=min(DEFAULT_TIMEOUT, agent.turn_timeout_seconds))
     return TurnInput(messages=fitted.messages, query=turn.content, tools=tools, client=client_for(model),
-                     limits=limits, prompt_budget=fitted.budget, temperature=agent.temperature, max_tokens=agent.max_tokens, local=local,
+                     limits=limits, prompt_budget=fitted.budget, temperature=agent.temperature,
+                     max_tokens=agent.max_tokens, local=local,
                      passages=passages, on_model_call=_meter(agent.id, model.id))
 
 
@@ -214,7 +215,8 @@ def _attachment_passages(conversation_id: str, *, budget_tokens: int) -> list[Pa
                 continue
             tokens = encode(piece)
             if used + len(tokens) > budget_tokens:  # what still fits of this piece ends the attachments
-                rest = get_encoding().decode(tokens[: budget_tokens - used]).rstrip("\ufffd").strip()  # no half character
+                # Decoded at a token boundary, which may split a character: drop the half.
+                rest = get_encoding().decode(tokens[: budget_tokens - used]).rstrip("\ufffd").strip()
                 if rest:
                     passages.append(Passage(text=rest, source=attachment.filename, title=attachment.filename))
                 return passages
