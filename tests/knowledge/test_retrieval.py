@@ -9,7 +9,8 @@ from sqlalchemy import create_engine
 
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder
 from knowledge.fusion import absolute_fusion, min_max, rrf_fusion, weighted_fusion
-from knowledge.retrieval import RECOMMENDED_SCORE_THRESHOLD, RetrievalSettings, Retriever
+from knowledge.retrieval import RetrievalSettings, Retriever
+from knowledge.retrieval_settings import RECOMMENDED_SCORE_THRESHOLD
 from knowledge.stores.chroma import ChromaVectorStore, make_chroma_client
 from knowledge.stores.lexical_sqlite import SqliteFtsIndex
 from tests.knowledge.store_suite import make_chunk, unique_name

@@ -3,9 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
 from app.models import ANSWER_MODES
-
-MODES = ("dense", "lexical", "hybrid")
-FUSIONS = ("rrf", "weighted")
+from knowledge.retrieval_settings import FUSIONS, MODES
 
 
 class RetrievalSettingsFields(StrictSchema):
