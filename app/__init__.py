@@ -23,15 +23,17 @@ def create_app(config: Config | None = None) -> Flask:
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
     from app.jobs import make_queue, register_tasks
+    from app.runtime.outbound_slots import OutboundSlots
 
     config = config or Config.from_env()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.secure_data_dir()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = Flask(__name__)
     app.config.update(_flask_settings(config))
     app.extensions["magnet.config"] = config
     app.extensions["magnet.fernet"] = crypto.make_fernet(config.resolved_secret_key())
+    app.extensions["magnet.outbound_slots"] = OutboundSlots(config.outbound_concurrency)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_root() / "migrations"))

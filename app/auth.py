@@ -134,6 +134,14 @@ def authenticate() -> None:
     _touch(record)
 
 
+def current_role() -> str:
+    """The role of the key this request presented (the auth hook has checked it already)."""
+    record = g.get("api_key")
+    if record is None:
+        raise Unauthorized("An API key is required.", code="missing_api_key")
+    return record.role
+
+
 def current_api_key_id() -> str | None:
     record = g.get("api_key")
     return record.id if record is not None else None

@@ -44,15 +44,20 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     ensure_builtin_models()
     config = current_app.extensions["magnet.config"]
     key_file = config.data_dir / "admin-key.txt"
-    key = ensure_bootstrap_admin_key(key_file)
+    bootstrap = ensure_bootstrap_admin_key(key_file)
+    key = bootstrap.key
     base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"Magnet is starting on {base}  (API docs: {base}/api/docs)")
     if key:
         click.echo(f"Admin API key: {key}   (kept in {key_file}, mode 0600)")
         click.echo(f"Try:  curl -H 'X-API-Key: {key}' {base}/api/status")
-    else:
+    elif bootstrap.state == "revoked":
         click.echo(f"The bootstrap key in {key_file} was revoked; make one with: magnet keys create --role admin")
+    else:
+        click.echo("This database has its admin key already (made by the first node that started on it, or by "
+                   "an admin): ask an admin for a key, or make one on this server with: "
+                   "magnet keys create --role admin")
     for line in _demo_curls(base, key or "YOUR_KEY"):
         click.echo(line)
     click.echo("")

@@ -223,12 +223,12 @@ def import_beir(folder, name, split, metrics):
         beir = read_beir(folder, split)
     except TestSetError as exc:
         raise click.ClickException(str(exc)) from exc
-    corpus_dir = current_app.extensions["magnet.config"].data_dir / "beir" / quote(name, safe="") / "corpus"
+    corpus_dir = current_app.extensions["magnet.config"].imported_corpora_dir / "beir" / quote(name, safe="") / "corpus"
     click.echo(f"{len(beir.queries)} queries with judgments in '{split}'; corpus -> {corpus_dir}")
     _write_corpus(beir, corpus_dir)
     try:
         source = _find(KnowledgeSource, name) or knowledge_sources.create_source(
-            {"name": name, "type": "directory", "configuration": {"path": str(corpus_dir)}})
+            {"name": name, "type": "directory", "configuration": {"path": str(corpus_dir)}}, role="admin")
         run = _start_or_attach(source.id)
     except MagnetError as exc:
         _fail(exc)

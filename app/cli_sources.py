@@ -62,7 +62,7 @@ def sources_create(name, source_type, configuration, schedule):
     try:
         body = {"name": name, "type": source_type, "configuration": json.loads(configuration),
                 "schedule": json.loads(schedule) if schedule else None}
-        source = create_source(body)
+        source = create_source(body, role="admin")  # the server's shell is an admin's
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--config/--schedule is not valid JSON: {exc}") from exc
     except MagnetError as exc:
@@ -134,12 +134,12 @@ def ingest_command(path: Path, name, include, exclude):
     try:
         source = db.session.execute(select(KnowledgeSource).where(KnowledgeSource.name == name)).scalar_one_or_none()
         if source is None:
-            source = create_source({"name": name, "type": "directory", "configuration": configuration})
+            source = create_source({"name": name, "type": "directory", "configuration": configuration}, role="admin")
             click.echo(f"created source {source.id} ({name})")
         elif source.type != "directory" or source.configuration.get("path") != str(path):
             raise click.ClickException(f"a source named {name!r} already exists for something else; pass --name")
         else:
-            update_source(source.id, {"configuration": {**source.configuration, **configuration}})
+            update_source(source.id, {"configuration": {**source.configuration, **configuration}}, role="admin")
         run = _start_or_attach(source.id)
     except MagnetError as exc:
         _fail(exc)

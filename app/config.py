@@ -4,12 +4,18 @@ Nothing here does work at import time: `Config.from_env()` is called by `create_
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "runtime"
+# Directory sources may read only under these roots; by default only the demo's sample guides.
+DEFAULT_SOURCE_ROOTS = (PROJECT_ROOT / "data" / "samples",)
+# Request threads that may wait on outbound calls at once (API tool tests, agent tools, LLM providers);
+# well below `magnet serve`'s 8 threads, so health and other requests always find a free thread.
+DEFAULT_OUTBOUND_CONCURRENCY = 4
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -27,6 +33,24 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (an empty file is a valid SQLite database)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _env_paths(name: str, default: tuple[Path, ...]) -> list[Path]:
+    raw = _env(name)
+    if raw is None:
+        return list(default)
+    paths = [Path(item.strip()).expanduser() for item in raw.split(",") if item.strip()]
+    relative = [str(p) for p in paths if not p.is_absolute()]
+    if relative:
+        raise ValueError(f"{name} must list absolute paths, got {', '.join(relative)}")
+    return paths
+
+
 @dataclass
 class Config:
     """Every setting the service reads. Tests build one directly instead of touching the environment."""
@@ -39,6 +63,9 @@ class Config:
     max_json_bytes: int = 1024 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
     outbound_allowlist: list[str] = field(default_factory=list)
+    outbound_concurrency: int = DEFAULT_OUTBOUND_CONCURRENCY
+    source_roots: list[Path] = field(default_factory=lambda: list(DEFAULT_SOURCE_ROOTS))
+    imports_dir: Path | None = None  # default: beside the data dir, "<data dir>-imports"
     log_level: str = "INFO"
     testing: bool = False
 
@@ -55,6 +82,9 @@ class Config:
             max_json_bytes=_env_int("MAGNET_MAX_JSON_BYTES", 1024 * 1024),
             max_upload_bytes=_env_int("MAGNET_MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
             outbound_allowlist=[item.strip() for item in allow.split(",") if item.strip()],
+            outbound_concurrency=_env_int("MAGNET_OUTBOUND_CONCURRENCY", DEFAULT_OUTBOUND_CONCURRENCY),
+            source_roots=_env_paths("MAGNET_SOURCE_ROOTS", DEFAULT_SOURCE_ROOTS),
+            imports_dir=_env_paths("MAGNET_IMPORTS_DIR", ())[0] if _env("MAGNET_IMPORTS_DIR") else None,
             log_level=_env("MAGNET_LOG_LEVEL", "INFO") or "INFO",
         )
 
@@ -69,6 +99,44 @@ class Config:
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, when the database is SQLite on a file."""
+        url = self.sqlalchemy_url
+        if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+            return None
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+    @property
+    def imported_corpora_dir(self) -> Path:
+        """Where `magnet eval import-beir` writes corpora: a source root of its own, outside the data dir
+        (which no source may read) and holding only what Magnet wrote there."""
+        return self.imports_dir or self.data_dir.with_name(self.data_dir.name + "-imports")
+
+    def source_guard(self):
+        """The source-root rules: the configured roots, and the data dir (and an SQLite file kept elsewhere),
+        which no source ever reads."""
+        from knowledge.connectors.roots import SourceRoots
+
+        protected = [self.data_dir] + ([self.sqlite_path] if self.sqlite_path else [])
+        return SourceRoots.of([*self.source_roots, self.imported_corpora_dir], protected=protected)
+
+    def secure_data_dir(self) -> None:
+        """Data dir 0700 and the files that hold data or secrets 0600, made so before anything writes them
+        (SQLite gives its -wal/-shm files the database file's mode). Also tightens an older install."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        private = [self.data_dir / name for name in ("secret_key", "admin-key.txt", "embedding-cache.db")]
+        if self.sqlite_path is not None:
+            private += [self.sqlite_path, Path(f"{self.sqlite_path}-wal"), Path(f"{self.sqlite_path}-shm")]
+            _create_private(self.sqlite_path)
+        if not self.redis_url:
+            private.append(self.data_dir / "jobs.db")
+            _create_private(self.data_dir / "jobs.db")
+        for path in private:
+            if path.exists():
+                os.chmod(path, 0o600)
 
     def resolved_secret_key(self) -> str:
         """The secret that encrypts provider keys; generated once and kept in the data dir if unset."""

@@ -40,10 +40,15 @@ def decrypt(token: str) -> str:
         ) from exc
 
 
+MASK_MIN_LENGTH = 12  # below this, even 4 characters are too large a share of the secret to show
+
+
 def mask(secret: str | None) -> str | None:
-    """Show enough of a secret to recognise it, never enough to use it."""
+    """Show enough of a secret to recognise it, never enough to use it: at most its last 4 characters,
+    and nothing of one shorter than MASK_MIN_LENGTH. The start is never shown: many keys share a
+    provider prefix (sk-proj-...), which tells nothing but narrows a guess."""
     if not secret:
         return None
-    if len(secret) <= 8:
+    if len(secret) < MASK_MIN_LENGTH:
         return "****"
-    return f"{secret[:3]}…{secret[-4:]}"
+    return f"****{secret[-4:]}"

@@ -156,7 +156,11 @@ def _first(msg: Any) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(MagnetError)
     def _domain_error(error: MagnetError):
-        return error_response(error.status, error.code, error.message, error.details)
+        response, status = error_response(error.status, error.code, error.message, error.details)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:  # 429 and 503: when to try again (RFC 9110)
+            response.headers["Retry-After"] = str(retry_after)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _werkzeug_error(error: HTTPException):

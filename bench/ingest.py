@@ -127,7 +127,8 @@ def make_app(data_dir: Path):
     from app.config import Config
     from app.services.llm_models import ensure_builtin_models
 
-    app = create_app(Config(data_dir=data_dir, log_level="WARNING"))
+    # The corpus lies beside the data dir (fresh_workdir): the bench's only source root.
+    app = create_app(Config(data_dir=data_dir, log_level="WARNING", source_roots=[data_dir.parent / "corpus"]))
     with app.app_context():
         upgrade()
         ensure_builtin_models()
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.services import indexes
         from app.services.knowledge_sources import create_source
 
-        source = create_source({"name": "scifact", "type": "directory", "configuration": {"path": str(corpus)}})
+        source = create_source({"name": "scifact", "type": "directory", "configuration": {"path": str(corpus)}},
+                               role="admin")
         source_id = source.id
         target = indexes.target(indexes.indexes_of(source)[0])
         cache = target.embedder.cache

@@ -53,7 +53,7 @@ def database_url(request, session_data_dir) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_app(database_url, session_data_dir):
+def migrated_app(database_url, session_data_dir, tmp_path_factory):
     from flask_migrate import upgrade
 
     config = Config(
@@ -62,6 +62,8 @@ def migrated_app(database_url, session_data_dir):
         secret_key="test-secret-key-not-for-production",
         testing=True,
         outbound_allowlist=["127.0.0.1", "localhost"],
+        # Tests make their folders under pytest's temporary root; the data dir there stays protected.
+        source_roots=[tmp_path_factory.getbasetemp()],
     )
     app = create_app(config)
     with app.app_context():

@@ -183,6 +183,33 @@ def check_url(url: str, allowlist: Iterable[str] | Allowlist | None = None, *,
     return addresses
 
 
+def check_ssh_url(url: str, allowlist: Iterable[str] | Allowlist | None = None) -> list[str]:
+    """Refuse an ssh:// URL unless the allowlist names its host (a host name, or an IP inside an allowlisted
+    network): ssh reaches any port of any host, so it is never open by default, public hosts included.
+
+    Needs no DNS lookup, so it also judges a source when it is configured. Returns [host] for an IP
+    literal (the address to pin) and [] for an allowlisted name, which is trusted like in check_url.
+    """
+    rules = allowlist if isinstance(allowlist, Allowlist) else Allowlist.parse(allowlist)
+    parts = urlsplit(url)
+    host = (parts.hostname or "").strip("[]")
+    if parts.scheme.lower() != "ssh" or not host:
+        raise ValidationFailed("Not an ssh:// URL with a host.", code="invalid_url", details={"url": url})
+    try:
+        ip = _parse_ip(host)
+    except ValueError:
+        if rules.allows_host(host):
+            return []
+    else:
+        if rules.allows_ip(ip):
+            return [str(ip)]
+    raise OutboundBlocked(
+        f"ssh to {host} is refused: ssh is allowed only to hosts named in the outbound allowlist "
+        "(MAGNET_OUTBOUND_ALLOWLIST); use an https:// URL instead.",
+        details={"host": host, "reason": "ssh_not_allowlisted"},
+    )
+
+
 @dataclass
 class OutboundResponse:
     status_code: int

@@ -36,6 +36,7 @@ from app.models import LlmModel
 from app.runtime import llm_types as lt
 from app.runtime.extractive import LocalExtractiveClient
 from app.runtime.llm_types import ChatMessage, ChatResult, StreamAssembly, StreamEvent, TextDelta, ToolCall
+from app.runtime.outbound_slots import outbound_slot
 
 __all__ = ["AnthropicClient", "ChatClient", "OpenAIClient", "RetryPolicy", "client_for"]
 log = logging.getLogger(__name__)
@@ -163,8 +164,9 @@ class _RemoteClient:
                  timeout: float | None = None, context_passages: Sequence[str] | None = None) -> ChatResult:
         """One chat completion. Raises UpstreamTimeout or UpstreamError (see the module docstring)."""
         started, timeout = time.monotonic(), timeout or self.timeout
-        response = self._retrying(
-            lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=False), timeout)
+        with outbound_slot(f"the call to {self.label}"):
+            response = self._retrying(
+                lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=False), timeout)
         try:
             text, calls, usage, finish, model = self._parse(response)
         except _MALFORMED as exc:
@@ -179,18 +181,19 @@ class _RemoteClient:
         then one ToolCallEvent per tool call, then Done. The request is made on the first `next()`; a
         stream cut off early raises UpstreamError."""
         started, timeout = time.monotonic(), timeout or self.timeout
-        events = self._retrying(
-            lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=True), timeout)
         state = StreamAssembly()
-        try:
-            yield from self._read(events, state)
-        except _MALFORMED as exc:
-            if isinstance(exc, _TIMEOUTS):
-                raise self._translate(exc, timeout, attempts=1).error from None
-            # A dropped connection, bad JSON in an event, an SSE "error" event (on an HTTP 200 response).
-            raise self._unreadable(exc, stream=True) from None
-        finally:
-            events.close()
+        with outbound_slot(f"the call to {self.label}"):  # held while the answer streams in
+            events = self._retrying(
+                lambda left: self._create(messages, tools, temperature, max_tokens, left, stream=True), timeout)
+            try:
+                yield from self._read(events, state)
+            except _MALFORMED as exc:
+                if isinstance(exc, _TIMEOUTS):
+                    raise self._translate(exc, timeout, attempts=1).error from None
+                # A dropped connection, bad JSON in an event, an SSE "error" event (on an HTTP 200 response).
+                raise self._unreadable(exc, stream=True) from None
+            finally:
+                events.close()
         if not state.finished:
             raise self._unreadable(None, stream=True)  # closed cleanly, but before the final event
         calls = state.tool_calls()

@@ -1,6 +1,13 @@
 """Use cases for platform API keys."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+
 from app.api.common import paginate
 from app.auth import generate_key, hash_key
 from app.errors import Conflict, NotFound
@@ -56,22 +63,46 @@ def _active_admins() -> int:
     return db.session.execute(query).scalar_one()
 
 
-def ensure_bootstrap_admin_key(key_file) -> str | None:
-    """On first start, create an admin key and keep it in a 0600 file so `make run` can print it.
+# One bootstrap key per database: its fixed id makes a second node's insert fail instead of minting another.
+BOOTSTRAP_KEY_ID = "key_" + "0" * 24
+BOOTSTRAP_KEY_NAME = "bootstrap admin"
 
-    Returns the key when the file holds a valid one (created now or earlier), else None.
-    """
-    import os
 
+@dataclass(frozen=True)
+class BootstrapKey:
+    """What `magnet serve` can tell about the bootstrap admin key: the key itself only where this data
+    dir holds it (state `created` or `kept`), else why not (`revoked`, `elsewhere`)."""
+
+    state: str
+    key: str | None = None
+
+
+def ensure_bootstrap_admin_key(key_file: Path) -> BootstrapKey:
+    """On the first start against a database, create an admin key and keep it in a 0600 file so that
+    `make run` can print it. A node that finds the database has its bootstrap key (or any admin key)
+    already mints none: that node's operator asks an admin, or runs `magnet keys create`."""
     if key_file.exists():
-        key = key_file.read_text().strip()
         from app.auth import lookup_key
 
-        if lookup_key(key) is not None:
-            return key
-        return None  # revoked or from another database: never recreate silently
-    record, key = create_key("bootstrap admin", "admin")
+        key = key_file.read_text().strip()
+        # Revoked, or from another database: never recreate silently.
+        return BootstrapKey("kept", key) if lookup_key(key) is not None else BootstrapKey("revoked")
+    if _bootstrap_key_exists() or _active_admins() > 0:
+        return BootstrapKey("elsewhere")
+    key = generate_key()
+    db.session.add(ApiKey(id=BOOTSTRAP_KEY_ID, name=BOOTSTRAP_KEY_NAME, role="admin", prefix=key[:16],
+                          key_hash=hash_key(key)))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another node created it between our check and our insert
+        db.session.rollback()
+        return BootstrapKey("elsewhere")
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
-    return key
+    return BootstrapKey("created", key)
+
+
+def _bootstrap_key_exists() -> bool:
+    query = db.select(ApiKey.id).where(or_(ApiKey.id == BOOTSTRAP_KEY_ID, ApiKey.name == BOOTSTRAP_KEY_NAME))
+    return db.session.execute(query.limit(1)).first() is not None

@@ -28,6 +28,7 @@ from app.errors import Conflict, NotFound, UpstreamError, UpstreamTimeout, Valid
 from app.extensions import db
 from app.models import ApiTool
 from app.runtime import outbound
+from app.runtime.outbound_slots import outbound_slot
 from app.services.usage import Usage, record_usage
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -314,10 +315,11 @@ def call_tool(
                **(usage_details or {})}
     started = time.monotonic()
     try:
-        result = outbound.send(
-            call.method, call.url, allowlist=allowlist, headers=call.headers, json_body=call.json_body,
-            timeout=call.timeout, redact=call.secrets,
-        )
+        with outbound_slot(f"the call to {call.tool_name}"):
+            result = outbound.send(
+                call.method, call.url, allowlist=allowlist, headers=call.headers, json_body=call.json_body,
+                timeout=call.timeout, redact=call.secrets,
+            )
     except (UpstreamError, UpstreamTimeout) as exc:  # a refused call (403) made no call: not metered
         _record(call, (time.monotonic() - started) * 1000, {**details, "error": exc.code}, api_key_id)
         raise

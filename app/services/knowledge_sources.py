@@ -7,12 +7,12 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.api.common import paginate
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.models import Document, KnowledgeIndex, KnowledgeSource, SyncRun, utcnow
 from app.services import indexes as index_service
 from app.services.scheduler import next_run, validate_schedule
-from app.services.sources_config import validate_configuration
+from app.services.sources_config import needs_admin, validate_configuration
 
 
 def get_source(source_id: str) -> KnowledgeSource:
@@ -31,7 +31,18 @@ def _check_name_free(name: str, exclude_id: str | None = None) -> None:
                        details={"name": name})
 
 
-def create_source(body: dict) -> KnowledgeSource:
+def _check_role_may_configure(role: str, source_type: str, configuration: dict | None) -> None:
+    """A source that reads the server's folders is an admin's to create or change: an operator who could
+    point one at any folder could read the server's secrets through search."""
+    if role != "admin" and needs_admin(source_type, configuration):
+        what = "directory source" if source_type == "directory" else "git source with a local path"
+        raise Forbidden(f"Only an admin may create or change a {what}: it reads folders on the server.",
+                        code="insufficient_role", details={"required_role": "admin", "key_role": role})
+
+
+def create_source(body: dict, *, role: str) -> KnowledgeSource:
+    """Create a source as a caller of ``role`` (directory and local-path git sources need admin)."""
+    _check_role_may_configure(role, body["type"], body.get("configuration"))
     _check_name_free(body["name"])
     # Everything is validated before anything is added: a 422 must not leave a half-made source in the
     # session for the next commit to persist.
@@ -54,8 +65,11 @@ def create_source(body: dict) -> KnowledgeSource:
     return source
 
 
-def update_source(source_id: str, body: dict) -> KnowledgeSource:
+def update_source(source_id: str, body: dict, *, role: str) -> KnowledgeSource:
     source = get_source(source_id)
+    _check_role_may_configure(role, source.type, source.configuration)  # what it reads now
+    if "configuration" in body:
+        _check_role_may_configure(role, source.type, body["configuration"])  # and what it would read
     if "type" in body and body["type"] != source.type:
         raise Conflict("A source's type cannot change; create a new source instead.", code="immutable_field",
                        details={"fields": ["type"]})

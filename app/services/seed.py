@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import Agent, KnowledgeSource, LlmModel, PromptTemplate, RagTool, SyncRun
 from app.services.llm_models import ensure_builtin_models
@@ -112,10 +113,14 @@ def _seed_demo_knowledge(say: Report) -> None:
     local_chat = _by_name(LlmModel, LOCAL_CHAT_MODEL)
     source = _by_name(KnowledgeSource, DEMO_SOURCE)
     if source is None:
-        source = create_source({
-            "name": DEMO_SOURCE, "type": "directory", "configuration": {"path": str(folder)},
-            "description": "Magnet's own short guides (data/samples), the demo knowledge base.",
-        })
+        try:
+            source = create_source({
+                "name": DEMO_SOURCE, "type": "directory", "configuration": {"path": str(folder)},
+                "description": "Magnet's own short guides (data/samples), the demo knowledge base.",
+            }, role="admin")
+        except ValidationFailed as exc:  # MAGNET_SOURCE_ROOTS leaves the samples out: the admin's choice
+            say(f"demo knowledge base: skipped, {exc.message}")
+            return
         say(f"knowledge source: {DEMO_SOURCE} ({source.id}) over {folder}")
     tool = _by_name(RagTool, DEMO_TOOL)
     if tool is None:

@@ -9,7 +9,8 @@ from flask import current_app
 
 from app.errors import ValidationFailed
 from app.models import KnowledgeSource
-from knowledge.connectors import make_connector
+from knowledge.connectors import PathRefused, make_connector
+from knowledge.connectors.git import network_url, transport_of
 from knowledge.loaders import supported_extensions
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
@@ -32,20 +33,44 @@ def _workdir(source_id: str):
 
 def _url_guard():
     """The outbound policy for web and git sources: private or loopback addresses are refused unless the
-    allowlist names them; a refusal raises, and its message becomes the document's error.
+    allowlist names them, ssh only to hosts it names; a refusal raises, and its message becomes the
+    document's error. Returns the approved addresses, which the git connector pins.
 
     The allowlist is read now, in the app context: the web connector calls the guard from its own crawl
     threads, where there is no app context.
     """
-    from app.runtime.outbound import check_url
+    from app.runtime.outbound import Allowlist, check_ssh_url, check_url
 
-    allowlist = list(current_app.extensions["magnet.config"].outbound_allowlist)
+    allowlist = Allowlist.parse(current_app.extensions["magnet.config"].outbound_allowlist)
 
-    def allow_url(url: str) -> bool:
-        check_url(url, allowlist)
-        return True
+    def allow_url(url: str) -> list[str]:
+        if url.lower().startswith("ssh://"):
+            return check_ssh_url(url, allowlist)
+        return check_url(url, allowlist)
 
     return allow_url
+
+
+def _connector(source_type: str, settings: dict, source_id: str):
+    config = current_app.extensions["magnet.config"]
+    return make_connector(source_type, settings, workdir=_workdir(source_id), allow_url=_url_guard(),
+                          roots=config.source_guard())
+
+
+def needs_admin(source_type: str, configuration: dict | None) -> bool:
+    """Whether a source reads the server's own folders: a directory, or a git repository by local path.
+    Only admins may create or change those (operators keep uploads, web and remote git sources)."""
+    if source_type == "directory":
+        return True
+    if source_type != "git":
+        return False
+    target = (configuration or {}).get("url_or_path")
+    if not isinstance(target, str):
+        return False
+    try:
+        return transport_of(target.strip()) == "local"
+    except ValueError:
+        return False
 
 
 def connector_for(source: KnowledgeSource):
@@ -53,7 +78,7 @@ def connector_for(source: KnowledgeSource):
     if source.type == "directory":
         # List every file, so the sync can report unsupported ones as skipped, with the reason.
         settings.setdefault("only_supported", False)
-    return make_connector(source.type, settings, workdir=_workdir(source.id), allow_url=_url_guard())
+    return _connector(source.type, settings, source.id)
 
 
 def validate_configuration(source_type: str, configuration: dict) -> dict:
@@ -80,8 +105,44 @@ def validate_configuration(source_type: str, configuration: dict) -> dict:
         configuration["file_types"] = normalised
     settings = {k: v for k, v in configuration.items() if k not in MAGNET_KEYS}
     try:
-        make_connector(source_type, settings, workdir=_workdir("validation"), allow_url=_url_guard())
+        _connector(source_type, settings, "validation")
+    except PathRefused as exc:
+        raise ValidationFailed(f"This folder may not be read by a source: {exc}", code="path_not_allowed",
+                               details={"fields": {_refused_field(source_type): [str(exc)]},
+                                        "rule": "source_roots"}) from exc
     except (ValueError, TypeError) as exc:
         raise ValidationFailed(f"Invalid configuration for a {source_type} source: {exc}",
                                details={"fields": {"configuration": [str(exc)]}}) from exc
+    _refuse_ssh_to_unlisted_host(source_type, settings)
     return configuration
+
+
+def _refuse_ssh_to_unlisted_host(source_type: str, settings: dict) -> None:
+    """ssh needs an allowlisted host: say so when the source is configured, not at its first sync (http
+    URLs are judged at each sync, when their host is resolved)."""
+    from app.runtime.outbound import OutboundBlocked, check_ssh_url
+
+    target = settings.get("url_or_path")
+    if source_type != "git" or transport_of(str(target).strip()) != "ssh":
+        return
+    try:
+        check_ssh_url(network_url(str(target).strip()), current_app.extensions["magnet.config"].outbound_allowlist)
+    except OutboundBlocked as exc:
+        raise ValidationFailed(exc.message, code="outbound_blocked", details={
+            "fields": {"configuration.url_or_path": [exc.message]}, "rule": "outbound_allowlist"}) from exc
+
+
+def _refused_field(source_type: str) -> str:
+    return "configuration.url_or_path" if source_type == "git" else "configuration.path"
+
+
+def hide_server_paths(text: str) -> str:
+    """``text`` with the server's own absolute paths (data dir, source roots) made relative: sync errors
+    are read by every viewer, and where Magnet keeps its files is none of their business."""
+    config = current_app.extensions["magnet.config"]
+    guard = config.source_guard()
+    # Longest first, so a root inside another is replaced by its own, more precise, name.
+    for folder in sorted((*guard.roots, *guard.protected), key=lambda p: len(str(p)), reverse=True):
+        if str(folder) in text:
+            text = text.replace(str(folder), guard.display(folder) if folder in guard.roots else "<data dir>")
+    return text

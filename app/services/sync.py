@@ -29,7 +29,7 @@ from app.models import (
 )
 from app.services import indexes as index_service
 from app.services.leases import Lease, abandoned_lease
-from app.services.sources_config import connector_for, max_file_size
+from app.services.sources_config import connector_for, hide_server_paths, max_file_size
 from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
@@ -52,6 +52,10 @@ class SyncCancelled(Exception):
 
 
 def _gone(exc: IngestError) -> bool:
+    """The source says the document is not there to read: a page that answers 404/410, or a file that is
+    a symlink leading outside its source root (never read; listed as skipped with the reason)."""
+    if exc.code == "outside_root":
+        return True
     return exc.code == "fetch_failed" and exc.details.get("status") in GONE_HTTP_STATUSES
 
 
@@ -235,7 +239,7 @@ def _run_claimed(run_id: str) -> None:
 
 def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
     run.status = status
-    run.message = message
+    run.message = hide_server_paths(message) if message else message
     run.finished_at = utcnow()
 
 
@@ -430,7 +434,7 @@ class _SourceSync:
             document.content_hash = data_hash
             document.page_count = exc.details.get("page_count", document.page_count)
         document.error_code = exc.code
-        document.error_message = exc.message
+        document.error_message = hide_server_paths(exc.message)
         document.last_synced_at = utcnow()
         db.session.commit()
 
@@ -441,7 +445,7 @@ class _SourceSync:
                 "external_id": item.external_id,
                 "document_id": known.id if known else None,
                 "code": exc.code,
-                "message": exc.message,
+                "message": hide_server_paths(exc.message),
                 "skipped": skipped,
             })
         return errors

@@ -15,12 +15,13 @@ from typing import Any, Protocol
 
 from knowledge.connectors.directory import DirectoryConnector
 from knowledge.connectors.git import GitConnector
+from knowledge.connectors.roots import PathRefused, SourceRoots
 from knowledge.connectors.uploads import UploadsConnector
 from knowledge.connectors.web import WebConnector
 from knowledge.types import SourceItem
 
-__all__ = ["CONNECTOR_TYPES", "Connector", "DirectoryConnector", "GitConnector", "UploadsConnector",
-           "WebConnector", "make_connector"]
+__all__ = ["CONNECTOR_TYPES", "Connector", "DirectoryConnector", "GitConnector", "PathRefused", "SourceRoots",
+           "UploadsConnector", "WebConnector", "make_connector"]
 
 CONNECTOR_TYPES = ("directory", "file", "web", "git")
 
@@ -32,13 +33,15 @@ class Connector(Protocol):
 
 
 def make_connector(type: str, configuration: dict[str, Any] | None, *, workdir: Path,
-                   allow_url: Callable[[str], Any] | None = None) -> Connector:
+                   allow_url: Callable[[str], Any] | None = None, roots: SourceRoots | None = None) -> Connector:
     """Build the connector for a source of ``type`` from its stored ``configuration``.
 
     ``workdir`` is the source's own folder: a ``file`` source reads uploads from ``workdir/"uploads"``
     and a ``git`` source keeps its checkout in ``workdir/"git"``. ``allow_url`` (the app's outbound
     policy: refuse by returning False or raising) guards every URL a ``web`` or http(s) ``git`` source
-    fetches. Raises ValueError for an unknown type, unknown or missing configuration keys, or bad values.
+    fetches (and every ssh one), and ``roots`` (the app's source roots) every local folder a ``directory``
+    or local-path ``git`` source reads. Raises ValueError for an unknown type, unknown or missing
+    configuration keys, or bad values (PathRefused, a ValueError, for a folder the roots refuse).
     """
     configuration = {} if configuration is None else configuration
     if not isinstance(configuration, dict):
@@ -47,13 +50,13 @@ def make_connector(type: str, configuration: dict[str, Any] | None, *, workdir: 
     # Settings the app supplies itself; a user's configuration may not override them.
     supplied: dict[str, Any]
     if type == "directory":
-        cls, supplied = DirectoryConnector, {}
+        cls, supplied = DirectoryConnector, {"roots": roots}
     elif type == "file":
         cls, supplied = UploadsConnector, {"folder": workdir / "uploads"}
     elif type == "web":
         cls, supplied = WebConnector, {"allow_url": allow_url}
     elif type == "git":
-        cls, supplied = GitConnector, {"checkout_dir": workdir / "git", "allow_url": allow_url}
+        cls, supplied = GitConnector, {"checkout_dir": workdir / "git", "allow_url": allow_url, "roots": roots}
     else:
         raise ValueError(f"type: unknown connector type {type!r}; expected one of {', '.join(CONNECTOR_TYPES)}")
     params = inspect.signature(cls).parameters

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from knowledge.connectors.roots import SourceRoots
 from knowledge.loaders import supported_extensions
 from knowledge.types import IngestError, SourceItem
 
@@ -90,6 +91,14 @@ def _patterns(value: Iterable[str] | str | None, setting: str) -> tuple[str, ...
         raise ValueError(f"{setting}: expected a list of glob patterns, got {value!r}") from None
 
 
+def _refused(rel: str, reason: str):
+    """The read of a file that is listed (so the sync reports it) but must never be read."""
+    def read() -> bytes:
+        raise IngestError("outside_root", f"{rel} was not read: {reason}", path=rel)
+
+    return read
+
+
 def _reader(path: Path, rel: str):
     def read() -> bytes:
         try:
@@ -108,15 +117,22 @@ class DirectoryConnector:
 
     Hidden files and directories (``.git``, ``.env``) are skipped unless ``include_hidden``; files whose
     extension has no loader are skipped (and counted in ``skipped``) unless ``only_supported`` is False.
-    Symlinks are skipped unless ``follow_symlinks``, and one that leads outside the root never is followed.
+    Symlinks are skipped unless ``follow_symlinks``; one that leads outside the root (or into a protected
+    folder) is never followed and is listed as an item whose read fails with ``outside_root``, so the sync
+    reports it with the reason. ``roots`` (supplied by the app, not by a user) limits which folders may be
+    read at all; messages then show paths relative to their root.
     """
 
     def __init__(self, path: str | os.PathLike, include: Iterable[str] | str = ("**/*",),
                  exclude: Iterable[str] | str = (), follow_symlinks: bool = False, max_files: int = 100_000,
-                 include_hidden: bool = False, only_supported: bool = True) -> None:
+                 include_hidden: bool = False, only_supported: bool = True,
+                 roots: SourceRoots | None = None) -> None:
         if not isinstance(path, str | os.PathLike) or not str(path).strip():
             raise ValueError(f"path: expected a directory path, got {path!r}")
         self.root = Path(path).expanduser()
+        self.roots = roots
+        if roots is not None:
+            roots.check(self.root)  # PathRefused (a ValueError) names the rule: a 422 when configured
         self.include = _patterns(include, "include")
         if not self.include:
             raise ValueError("include: list at least one glob pattern (for example '**/*')")
@@ -150,13 +166,15 @@ class DirectoryConnector:
         silently shortened listing would look like deleted documents to the sync.
         """
         self.skipped = 0
-        root = self.root.resolve()
+        root = self._checked_root()
         if not root.is_dir():
-            raise IngestError("source_unreachable", f"{self.root} does not exist or is not a directory",
-                              path=str(self.root))
+            raise IngestError("source_unreachable", f"{self.shown} does not exist or is not a directory",
+                              path=self.shown)
         count = 0
         root_stat = root.stat()
-        for rel, path, st in self._walk(root, root, "", {(root_stat.st_dev, root_stat.st_ino)}):
+        # Protected folders are never walked into, even when one turns up inside a root later.
+        visited = {(root_stat.st_dev, root_stat.st_ino)} | self._protected_keys()
+        for rel, path, st in self._walk(root, root, "", visited):
             name = rel.rsplit("/", 1)[-1]
             ext = os.path.splitext(name)[1].lower()
             if not self.matches(rel):
@@ -166,22 +184,54 @@ class DirectoryConnector:
                 continue
             count += 1
             if count > self.max_files:
-                raise IngestError("too_many_files", f"{self.root} has more than max_files={self.max_files} "
+                raise IngestError("too_many_files", f"{self.shown} has more than max_files={self.max_files} "
                                   "matching files; narrow include/exclude or raise max_files",
                                   max_files=self.max_files)
+            if st is None:
+                yield SourceItem(external_id=rel, name=name, read=_refused(rel, "it is a symlink that leads "
+                                 "outside the source root"), metadata={"path": rel})
+                continue
             modified = datetime.fromtimestamp(st.st_mtime, UTC).isoformat().replace("+00:00", "Z")
             yield SourceItem(external_id=rel, name=name, read=_reader(path, rel), size=st.st_size,
                              mime_type=mimetypes.guess_type(name)[0],
                              metadata={"path": rel, "modified_at": modified})
 
-    def _walk(self, root: Path, folder: Path, prefix: str, visited: set) -> Iterator[tuple[str, Path, os.stat_result]]:
+    @property
+    def shown(self) -> str:
+        """The root as messages show it: relative to its source root when roots are known."""
+        return self.roots.display(self.root) if self.roots is not None else str(self.root)
+
+    def _checked_root(self) -> Path:
+        if self.roots is None:
+            return self.root.resolve()
+        try:  # again at every run: the roots, or a symlink on the way, may have changed since configured
+            return self.roots.check(self.root)
+        except ValueError as exc:
+            raise IngestError("source_unreachable", str(exc)) from None
+
+    def _protected_keys(self) -> set[tuple[int, int]]:
+        keys = set()
+        for folder in self.roots.protected if self.roots is not None else ():
+            try:
+                st = folder.stat()
+            except OSError:
+                continue
+            keys.add((st.st_dev, st.st_ino))
+        return keys
+
+    def _escapes(self, root: Path, target: Path) -> bool:
+        return not target.is_relative_to(root) or (self.roots is not None and self.roots.is_protected(target))
+
+    def _walk(self, root: Path, folder: Path, prefix: str,
+              visited: set) -> Iterator[tuple[str, Path, os.stat_result | None]]:
+        """(relative path, path, stat) of each file; stat is None for a symlink that leads out."""
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             if not prefix:
-                raise IngestError("source_unreachable", f"Cannot list {self.root}: {exc.strerror or exc}",
-                                  path=str(self.root)) from exc
+                raise IngestError("source_unreachable", f"Cannot list {self.shown}: {exc.strerror or exc}",
+                                  path=self.shown) from exc
             # One unreadable subfolder should not fail the whole source; its files are simply not listed.
             log.warning("skipping unreadable folder %s: %s", prefix, exc)
             return
@@ -191,13 +241,14 @@ class DirectoryConnector:
             rel, path = prefix + entry.name, Path(entry.path)
             try:
                 if entry.is_symlink():
+                    target = path.resolve(strict=True)
+                    if self._escapes(root, target):
+                        log.info("not following symlink %s: it leads outside its source root", rel)
+                        yield rel, path, None
+                        continue
                     if not self.follow_symlinks:
                         continue
-                    path = path.resolve(strict=True)
-                    if not path.is_relative_to(root):
-                        log.info("not following symlink %s: it leads outside %s", rel, self.root)
-                        continue
-                    st = path.stat()
+                    path, st = target, target.stat()
                 else:
                     st = entry.stat(follow_symlinks=False)
             except (OSError, RuntimeError):  # broken link or a symlink loop

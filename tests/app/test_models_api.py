@@ -24,7 +24,7 @@ def test_create_returns_masked_key_and_stores_it_encrypted(api):
     assert data["has_api_key"] is True
     assert "api_key" not in data
     assert "sk-very-secret-value-1234" not in res.get_data(as_text=True)
-    assert data["api_key_masked"] == "sk-…1234"
+    assert data["api_key_masked"] == "****1234"
     assert data["pricing"] == {"input_per_1k": 0.5, "output_per_1k": 1.5, "cached_input_per_1k": None}
     assert data["created_at"].endswith("Z")
 

@@ -150,6 +150,8 @@ def test_unreachable_directory_fails_the_run_and_loses_nothing(app, api, worker,
     shutil.rmtree(folder)
     run = sync(api, source["id"])
     assert run["status"] == "failed"
-    assert str(folder) in run["message"]  # the reason names the missing folder
+    # The reason names the missing folder relative to its source root, never the server's absolute path.
+    assert f"{folder.parent.name}/docs does not exist" in run["message"]
+    assert str(folder.parent) not in run["message"]
     assert len(_documents(api, source["id"])) == 4  # nothing deleted by a failed listing
     assert api.get(f"/api/knowledge-sources/{source['id']}").json["data"]["status"] == "error"

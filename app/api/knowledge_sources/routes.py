@@ -11,7 +11,7 @@ from app.api.knowledge_sources.schemas import (
     SourceSchema,
     SourceUpdateSchema,
 )
-from app.auth import requires
+from app.auth import current_role, requires
 from app.services import indexes as index_service
 from app.services import knowledge_sources as sources
 
@@ -39,8 +39,13 @@ class Sources(MethodView):
     @blp.arguments(SourceCreateSchema)
     @blp.response(201, envelope(SourceSchema))
     def post(self, body):
-        """Create a knowledge source (and its default index); sync it with POST …/sync"""
-        return ok(_with_stats([sources.create_source(body)])[0])
+        """Create a knowledge source (and its default index); sync it with POST …/sync
+
+        Directory sources and git sources with a local path need the admin role, and their folder must
+        lie under the source roots (MAGNET_SOURCE_ROOTS); operators create upload, web and remote git
+        sources.
+        """
+        return ok(_with_stats([sources.create_source(body, role=current_role())])[0])
 
 
 @blp.route("/<source_id>")
@@ -55,8 +60,11 @@ class SourceById(MethodView):
     @blp.arguments(SourceUpdateSchema)
     @blp.response(200, envelope(SourceSchema))
     def put(self, body, source_id):
-        """Update name, description, configuration or schedule (the type is fixed)"""
-        return ok(_with_stats([sources.update_source(source_id, body)])[0])
+        """Update name, description, configuration or schedule (the type is fixed)
+
+        Changing a directory source, or a git source with a local path, needs the admin role.
+        """
+        return ok(_with_stats([sources.update_source(source_id, body, role=current_role())])[0])
 
     @requires("operator")
     @blp.response(200, MessageSchema)
