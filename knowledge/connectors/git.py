@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9_][\w.+-]*)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<path>\S+)$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+-]*$")
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+# With http.followRedirects=false git fails on a 30x answer ("The requested URL returned error: 302").
+_REDIRECTED = re.compile(r"returned error: 30\d|redirect", re.IGNORECASE)
 _MISSING_BRANCH = re.compile(r"(?:Remote branch|couldn't find remote ref) (?:refs/heads/)?(\S+)")
 UNREACHABLE = ("the repository could not be fetched: it does not exist, is not reachable from this server, "
                "or needs credentials")
@@ -263,7 +265,7 @@ class GitConnector:
         missing = _MISSING_BRANCH.search(stderr)
         if missing:
             return f"the branch {missing.group(1)} was not found in the repository"
-        if "redirect" in stderr.lower():
+        if _REDIRECTED.search(stderr):
             return ("the server answered with a redirect, which git sources do not follow; "
                     "use the repository's final URL")
         if self.transport == "local":

@@ -17,7 +17,8 @@ SUMMARY = re.compile(r"^sync (sync_\w+): (\w+)  added=(\d+) updated=(\d+) unchan
 
 def magnet(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGNET_")}
-    env.update(MAGNET_DATA_DIR=str(data_dir), MAGNET_LOG_LEVEL="WARNING")
+    # The test's folder is the only source root, as an administrator would set it for their documents.
+    env.update(MAGNET_DATA_DIR=str(data_dir), MAGNET_LOG_LEVEL="WARNING", MAGNET_SOURCE_ROOTS=str(data_dir.parent))
     return subprocess.run([MAGNET, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -85,6 +86,11 @@ def test_ingest_errors_are_short_and_exit_non_zero(tmp_path, corpus):
     clash = magnet(data_dir, "ingest", str(corpus), "--name", "shared")
     assert clash.returncode == 1 and "already exists for something else; pass --name" in clash.stderr
     assert "Traceback" not in clash.stderr
+
+    outside = magnet(data_dir, "ingest", str(FIXTURES))  # a folder outside the roots: refused, said why
+    assert outside.returncode == 1 and "MAGNET_SOURCE_ROOTS" in outside.stderr and "Traceback" not in outside.stderr
+    inside = magnet(data_dir, "ingest", str(data_dir))  # the data dir itself: never
+    assert inside.returncode == 1 and "data folder is never read" in inside.stderr
 
     bad_glob = magnet(data_dir, "ingest", str(corpus), "--include", "../*")
     assert bad_glob.returncode == 1 and "'../*'" in bad_glob.stderr and "Traceback" not in bad_glob.stderr
