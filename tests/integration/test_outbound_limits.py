@@ -110,7 +110,7 @@ def test_slow_outbound_calls_never_starve_health_or_hang_a_request(server, slow_
     served = [r for r, _ in results if r.status_code == 200]
     refused = [(r, s) for r, s in results if r.status_code == 429]
     assert len(served) + len(refused) == CALLERS, [r.status_code for r, _ in results]
-    assert 1 <= len(served) and slow_upstream.peak <= 4  # never more outbound calls than slots
+    assert len(served) >= 1 and slow_upstream.peak <= 4  # never more outbound calls than slots
     assert refused, "32 callers against 4 slots: some must have been refused"
     for res, seconds in refused:
         assert res.json()["error"]["code"] == "busy" and int(res.headers["Retry-After"]) > 0
