@@ -6,11 +6,10 @@ any host that resolves to a private, loopback, link-local, reserved, multicast o
 the allowlist. `send(...)` checks, then calls with `requests`: no redirects (a 30x answer is returned,
 never followed, so a redirect cannot reach a forbidden address), a timeout, a capped body.
 
-DNS rebinding: the guard resolves the name, then `requests` resolves it again to connect. A hostile DNS
-server can answer a public address to the first lookup and a private one to the second (short TTL).
-Pinning the connection to the checked IP would close that window but breaks TLS SNI/certificate checks
-unless done at the adapter level; it is not done yet. Until then, deployments that need hard isolation
-should also block private ranges at the network layer (egress firewall) for the Magnet process.
+DNS rebinding: the guard resolves the name, then an HTTP client would resolve it again to connect, and a
+hostile DNS server can answer a public address to the first lookup and a private one to the second.
+`send` connects to the address the guard approved instead (knowledge/connectors/pinning.py: TLS still
+checks the certificate against the name); the web and git connectors pin the same way.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from app.errors import Forbidden, UpstreamError, UpstreamTimeout, ValidationFailed
+from knowledge.connectors.pinning import PinnedAdapter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -240,6 +240,7 @@ def send(
     timeout: float = 10.0,
     max_bytes: int = BODY_LIMIT,
     redact: Iterable[str] = (),
+    resolve: Resolver = _resolve,
 ) -> OutboundResponse:
     """Check the URL, then make the call. Never follows redirects; the body is capped at `max_bytes`.
 
@@ -247,13 +248,18 @@ def send(
     so a server that echoes its request cannot reveal a secret to whoever reads the result.
     Raises OutboundBlocked, UpstreamTimeout (504) or UpstreamError (502).
     """
-    check_url(url, allowlist)
+    addresses = check_url(url, allowlist, resolve=resolve)
     secrets = _redactions(redact)
     started = time.monotonic()
     # trust_env=False: no proxy variables (they would bypass the address check) and no ~/.netrc
     # credentials attached to a user-chosen host.
     with requests.Session() as session:
         session.trust_env = False
+        if addresses:  # an allowlisted name ([]) is trusted whatever it resolves to
+            pins = PinnedAdapter()
+            pins.pin(urlsplit(url).hostname, addresses[0])
+            session.mount("http://", pins)
+            session.mount("https://", pins)
         try:
             response = session.request(
                 method, url, headers=headers, json=json_body, timeout=timeout,

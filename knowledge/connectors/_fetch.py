@@ -14,6 +14,7 @@ from urllib.robotparser import RobotFileParser
 
 import requests
 
+from knowledge.connectors.pinning import PinnedAdapter
 from knowledge.types import IngestError
 
 MAX_REDIRECTS = 5
@@ -38,18 +39,26 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
 
 
-def url_refusal(allow_url: Callable[[str], Any] | None, url: str) -> str | None:
-    """Why the app's outbound policy refuses ``url``, or None if it is allowed (or there is no policy).
+def guard_verdict(allow_url: Callable[[str], Any] | None, url: str) -> tuple[str | None, list[str]]:
+    """(why the app's outbound policy refuses ``url`` or None, the addresses it approved).
 
-    ``allow_url(url)`` refuses by returning False or by raising; the exception's message is the reason.
+    ``allow_url(url)`` refuses by returning False or by raising (the exception's message is the reason);
+    it may return the addresses it checked, which the caller then pins. No policy allows everything.
     """
     if allow_url is None:
-        return None
+        return None, []
     try:
         verdict = allow_url(url)
     except Exception as exc:  # the app's own error types are unknown here (knowledge/ never imports app/)
-        return str(getattr(exc, "message", None) or exc) or type(exc).__name__
-    return "refused by the outbound policy" if verdict is False else None
+        return str(getattr(exc, "message", None) or exc) or type(exc).__name__, []
+    if verdict is False:
+        return "refused by the outbound policy", []
+    return None, [str(a) for a in verdict] if isinstance(verdict, list | tuple) else []
+
+
+def url_refusal(allow_url: Callable[[str], Any] | None, url: str) -> str | None:
+    """Why the app's outbound policy refuses ``url``, or None if it is allowed (or there is no policy)."""
+    return guard_verdict(allow_url, url)[0]
 
 
 class PoliteFetcher:
@@ -60,9 +69,9 @@ class PoliteFetcher:
     """
 
     def __init__(self, session: requests.Session, *, user_agent: str, timeout: float, delay: float,
-                 allow_url: Callable[[str], Any] | None) -> None:
+                 allow_url: Callable[[str], Any] | None, pins: PinnedAdapter | None = None) -> None:
         self.session, self.user_agent, self.timeout = session, user_agent, timeout
-        self.delay, self.allow_url = delay, allow_url
+        self.delay, self.allow_url, self.pins = delay, allow_url, pins
         self._lock = threading.Lock()
         self._next_slot: dict[str, float] = {}
         self._delays: dict[str, float] = {}
@@ -87,15 +96,16 @@ class PoliteFetcher:
         network errors are IngestError ``fetch_failed`` and a body over ``max_bytes`` is ``too_large``.
         """
         start = url
+        self._approve(url, f"{url} is blocked", start)
         for _ in range(MAX_REDIRECTS + 1):
             self._wait_turn(url)
             try:
                 with self.session.get(url, timeout=self.timeout, allow_redirects=False, stream=True) as resp:
                     if resp.is_redirect:
                         target = normalize_url(resp.headers.get("Location", ""), url)
-                        reason = "not an http(s) URL" if target is None else url_refusal(self.allow_url, target)
-                        if reason:
-                            raise IngestError("blocked", f"{url} redirects to {target}: {reason}", url=start)
+                        if target is None:
+                            raise IngestError("blocked", f"{url} redirects to a URL that is not http(s)", url=start)
+                        self._approve(target, f"{url} redirects to {target}", start)
                         url = target
                         continue
                     body = self._body(resp, url, max_bytes) if resp.status_code < 400 else b""
@@ -104,6 +114,15 @@ class PoliteFetcher:
                 raise IngestError("fetch_failed", f"Could not fetch {url}: {type(exc).__name__}: {exc}",
                                   url=start) from exc
         raise IngestError("fetch_failed", f"{start} redirects more than {MAX_REDIRECTS} times", url=start)
+
+    def _approve(self, url: str, what: str, start: str) -> None:
+        """Every hop passes the guard, and its approved address is the one the connection will use."""
+        reason, addresses = guard_verdict(self.allow_url, url)
+        if reason:
+            raise IngestError("blocked", f"{what}: {reason}", url=start)
+        host = urlsplit(url).hostname
+        if addresses and self.pins is not None and host:
+            self.pins.pin(host, addresses[0])
 
     def _body(self, resp: requests.Response, url: str, max_bytes: int) -> bytes:
         # A total deadline too: the per-read timeout alone lets a server drip bytes forever.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from knowledge.connectors._fetch import guard_verdict
 from knowledge.connectors.directory import DirectoryConnector
 from knowledge.connectors.roots import SourceRoots
 from knowledge.types import IngestError, SourceItem
@@ -183,16 +184,10 @@ class GitConnector:
         return config, {"GIT_ALLOW_PROTOCOL": "ssh", "GIT_SSH_COMMAND": " ".join(ssh)}
 
     def _approved_addresses(self, url: str) -> list[str]:
-        if self.allow_url is None:
-            return []
-        try:
-            verdict = self.allow_url(url)
-        except Exception as exc:  # the app's own error types are unknown here (knowledge/ never imports app/)
-            reason = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-            raise IngestError("blocked", f"{self.shown} is blocked: {reason}") from None
-        if verdict is False:
-            raise IngestError("blocked", f"{self.shown} is blocked by the outbound policy")
-        return [str(a) for a in verdict] if isinstance(verdict, list | tuple) else []
+        reason, addresses = guard_verdict(self.allow_url, url)
+        if reason:
+            raise IngestError("blocked", f"{self.shown} is blocked: {reason}")
+        return addresses
 
     # -- the checkout ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import requests
 from bs4 import BeautifulSoup
 
 from knowledge.connectors._fetch import PoliteFetcher, normalize_url, url_refusal
+from knowledge.connectors.pinning import PinnedAdapter
 from knowledge.types import IngestError, SourceItem
 
 __all__ = ["WebConnector", "normalize_url", "url_refusal"]
@@ -104,8 +105,12 @@ class WebConnector:
         """Stream one item per page, seeds and sitemap entries first, then links breadth-first."""
         with requests.Session() as session:
             session.headers["User-Agent"] = self.user_agent
+            session.trust_env = False  # a proxy from the environment would connect where the guard did not look
+            pins = PinnedAdapter()
+            session.mount("http://", pins)
+            session.mount("https://", pins)
             self._http = PoliteFetcher(session, user_agent=self.user_agent, timeout=self.timeout,
-                                       delay=self.delay, allow_url=self.allow_url)
+                                       delay=self.delay, allow_url=self.allow_url, pins=pins)
             # The sitemap's failure is held like a failed seed: reported if anything else works, else fatal.
             held: list[SourceItem] = []
             entries: list[str] = []

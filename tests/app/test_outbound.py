@@ -308,3 +308,38 @@ def test_the_token_of_a_bearer_secret_is_redacted_on_its_own(echo):
                   redact=["Bearer tok-0123456789"])
     assert "tok-0123456789" not in result.body
     assert json.loads(json.loads(result.body)["body"]) == {"echo": REDACTED}
+
+
+# --- pinned resolution (DNS rebinding) ------------------------------------------------------------
+
+def test_send_connects_to_the_address_the_guard_approved_not_to_a_second_lookup(server):
+    """The name resolves nowhere (.invalid) except through the guard's resolver, which answers the
+    allowlisted 127.0.0.1 once: the call can reach the echo server only through the pinned address."""
+    port = server.server_address[1]
+    lookups = []
+
+    def rebinding_dns(host, port_):
+        lookups.append(host)
+        return ["127.0.0.1"] if len(lookups) == 1 else ["169.254.169.254"]
+
+    result = send("GET", f"http://rebind.example.invalid:{port}/echo", allowlist=["127.0.0.1"],
+                  resolve=rebinding_dns)
+    assert result.status_code == 200
+    assert lookups == ["rebind.example.invalid"]  # looked up once, by the guard
+    assert server.requests[-1]["headers"]["Host"] == f"rebind.example.invalid:{port}"
+
+
+def test_the_web_crawler_pins_every_hop_too(server, tmp_path):
+    from knowledge.connectors import WebConnector
+
+    port = server.server_address[1]
+    seen = []
+
+    def guard(url):
+        seen.append(url)
+        return ["127.0.0.1"]  # what the app's guard returns for an approved host
+
+    items = list(WebConnector([f"http://docs.example.invalid:{port}/page"], allow_url=guard, delay=0).run())
+    assert items and items[0].read()
+    assert any(r["headers"].get("Host") == f"docs.example.invalid:{port}" for r in server.requests)
+    assert seen and all("docs.example.invalid" in url for url in seen)

@@ -56,8 +56,14 @@ def tree(tmp_path) -> Path:
 
 def test_directory_lists_sorted_relative_paths_lazily(tree):
     items = list(DirectoryConnector(tree).run())
+    # Hidden files, the link inside the root and the .png are left out; the links that lead out of the
+    # root are listed, so the sync can say why they were not read.
     assert [i.external_id for i in items] == ["build/out.md", "docs/a.md", "docs/sub/b.md", "docs/sub/c.txt",
-                                              "notes.txt"]  # hidden, symlinks and .png left out
+                                              "escape.md", "escape_dir", "notes.txt"]
+    for escaping in items[4:6]:
+        error = _error(escaping)
+        assert error.code == "outside_root" and "outside the source root" in error.message
+        assert "top secret" not in error.message and str(tree.parent) not in error.message
     assert inspect.isgenerator(DirectoryConnector(tree).run())
     a = items[1]
     assert (a.name, a.size, a.mime_type, a.metadata["path"]) == ("a.md", 3, "text/markdown", "docs/a.md")
@@ -71,7 +77,7 @@ def test_directory_include_and_exclude_globs(tree):
     assert _ids(DirectoryConnector(tree, include=["docs/**/*.md"])) == ["docs/a.md", "docs/sub/b.md"]
     assert _ids(DirectoryConnector(tree, include=["*.txt"])) == ["notes.txt"]  # full_match: top level only
     assert _ids(DirectoryConnector(tree, include="**/*.txt")) == ["docs/sub/c.txt", "notes.txt"]
-    assert _ids(DirectoryConnector(tree, exclude=["build/**", "**/*.txt"])) == ["docs/a.md", "docs/sub/b.md"]
+    assert _ids(DirectoryConnector(tree, exclude=["build/**", "**/*.txt", "escape*"])) == ["docs/a.md", "docs/sub/b.md"]
     for bad in ("", "/etc/*", "../*.md", "docs/../../x", "C:/x"):
         with pytest.raises(ValueError, match="exclude"):
             DirectoryConnector(tree, exclude=[bad])
@@ -84,7 +90,8 @@ def test_directory_hidden_symlinks_and_limits(tree):
     assert ".hidden/x.md" in hidden and not any(i.startswith(".git/") for i in hidden)
     followed = _ids(DirectoryConnector(tree, follow_symlinks=True))
     assert "inside.md" in followed  # a link within the root is fine
-    assert not any(i.startswith("escape") for i in followed)  # links leading outside never are followed
+    escaping = [i for i in DirectoryConnector(tree, follow_symlinks=True).run() if i.external_id.startswith("escape")]
+    assert [_error(i).code for i in escaping] == ["outside_root", "outside_root"]  # listed, never followed
     assert "image.png" in _ids(DirectoryConnector(tree, only_supported=False))
     with pytest.raises(IngestError) as info:
         list(DirectoryConnector(tree, max_files=2).run())
