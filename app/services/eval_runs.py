@@ -29,6 +29,7 @@ from app.runtime.timeouts import Overran, run_with_timeout
 from app.services import eval_targets
 from app.services.evaluations import case_count, case_payload, get_evaluation, specs_of
 from app.services.leases import Lease, abandoned_lease
+from app.services.sources_config import hide_server_paths
 from evaluations import suite
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _execute(run: EvaluationRun, progress: Callable[[int, int], None] | None) ->
     except Exception as exc:  # the run must end visibly, whatever happened
         log.exception("evaluation run %s failed", run.id)
         db.session.rollback()
-        _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
+        _finish(run, "failed", hide_server_paths(f"Internal error: {type(exc).__name__}: {exc}")[:1000])
         db.session.commit()
         return
     finalize(run, cancelled)

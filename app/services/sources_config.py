@@ -5,6 +5,8 @@ connector, whose constructor validates it (bad settings become a 422 naming the 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import current_app
 
 from app.errors import ValidationFailed
@@ -139,10 +141,15 @@ def _refused_field(source_type: str) -> str:
 def hide_server_paths(text: str) -> str:
     """``text`` with the server's own absolute paths (data dir, source roots) made relative: sync errors
     are read by every viewer, and where Magnet keeps its files is none of their business."""
-    config = current_app.extensions["magnet.config"]
-    guard = config.source_guard()
-    # Longest first, so a root inside another is replaced by its own, more precise, name.
-    for folder in sorted((*guard.roots, *guard.protected), key=lambda p: len(str(p)), reverse=True):
-        if str(folder) in text:
-            text = text.replace(str(folder), guard.display(folder) if folder in guard.roots else "<data dir>")
+    import sys
+
+    from app.config import PROJECT_ROOT
+
+    guard = current_app.extensions["magnet.config"].source_guard()
+    names = {folder: guard.display(folder) for folder in guard.roots}
+    names.update({folder: "<data dir>" for folder in guard.protected})
+    names.update({Path(sys.prefix): "<python>", PROJECT_ROOT: "<install>"})  # e.g. a model's path in an error
+    # Longest first, so a folder inside another is replaced by its own, more precise, name.
+    for folder in sorted(names, key=lambda p: len(str(p)), reverse=True):
+        text = text.replace(str(folder), names[folder])
     return text
