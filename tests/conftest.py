@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app import create_app
-from app.config import Config
+from app.config import DEFAULT_SOURCE_ROOTS, Config
 
 POSTGRES_URL = os.environ.get("MAGNET_TEST_POSTGRES_URL")
 
@@ -62,8 +62,9 @@ def migrated_app(database_url, session_data_dir, tmp_path_factory):
         secret_key="test-secret-key-not-for-production",
         testing=True,
         outbound_allowlist=["127.0.0.1", "localhost"],
-        # Tests make their folders under pytest's temporary root; the data dir there stays protected.
-        source_roots=[tmp_path_factory.getbasetemp()],
+        # Tests make their folders under pytest's temporary root (the data dir there stays protected);
+        # the demo's samples are a root by default.
+        source_roots=[tmp_path_factory.getbasetemp(), *DEFAULT_SOURCE_ROOTS],
     )
     app = create_app(config)
     with app.app_context():
