@@ -20,9 +20,10 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers, auth."""
     from app import auth, crypto, request_guards
     from app.api import register_blueprints
+    from app.common.queue import make_queue
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
-    from app.jobs import make_queue, register_tasks
+    from app.jobs import register_tasks
 
     config = config or Config.from_env()
     config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Pieces every resource uses: the success envelope, list arguments, pagination and field types."""
+"""Pieces every resource uses: the success envelope, list arguments and field types (services page
+through lists with app.common.pagination)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -6,11 +7,8 @@ from functools import cache
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import Select, func, select
 
-from app.extensions import db
-
-MAX_LIMIT = 100
+from app.common.pagination import MAX_LIMIT
 
 
 class UtcDateTime(fields.DateTime):
@@ -92,21 +90,6 @@ def ok(data: Any) -> dict:
 
 def deleted(what: str) -> dict:
     return {"success": True, "message": f"{what} deleted"}
-
-
-def paginate(query: Select, model, args: dict) -> dict:
-    """Run a list query with the envelope's pagination; ties on the sort column break by id."""
-    column = getattr(model, args["sort"])
-    direction = column.asc() if args["order"] == "asc" else column.desc()
-    tiebreak = model.id.asc() if args["order"] == "asc" else model.id.desc()
-    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    page, limit = args["page"], args["limit"]
-    rows = db.session.execute(query.order_by(direction, tiebreak).offset((page - 1) * limit).limit(limit))
-    return {
-        "success": True,
-        "data": list(rows.scalars()),
-        "pagination": {"page": page, "limit": limit, "total": total},
-    }
 
 
 def validate_json_object(value: Any) -> None:

@@ -1,8 +1,8 @@
 """Use cases for platform API keys."""
 from __future__ import annotations
 
-from app.api.common import paginate
 from app.auth import generate_key, hash_key
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import ApiKey, utcnow
