@@ -7,14 +7,19 @@
    from psycopg otherwise, and lone surrogates) is refused with 400 before anything stores it. No name,
    id or message needs either. Multipart uploads are not read here: NUL bytes in a file's content are
    legal.
+4. `refuse_undeclared_input`: what the operation does not declare is refused with 422, the same as an
+   unknown body field: a query argument it does not take (a typo like `?limt=5` would otherwise be
+   ignored silently), and a missing body where it needs one (`{}` is a body).
 """
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from flask import current_app, request
 
-from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.auth import view_handler
+from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from knowledge.storable_text import is_storable, printable, unstorable_path
 
 # Test cases may be posted as the raw body of a CSV or JSON Lines file, not only as multipart.
@@ -78,3 +83,37 @@ def _in_json() -> tuple[str, str] | None:
         return None  # nested too deeply to parse: the arguments parser answers invalid_json
     field = unstorable_path(data)
     return ("json", field) if field is not None else None
+
+
+def refuse_undeclared_input():
+    """422 for a query argument the operation does not declare, or a missing body it requires."""
+    if request.method == "OPTIONS":
+        return
+    handler = view_handler(current_app, request.endpoint, request.method)
+    if not hasattr(handler, "_apidoc"):
+        return  # not an API operation (the OpenAPI document, the docs UI's files) or no such route
+    query, body_required = _declared_input(handler)
+    unknown = sorted(name for name in request.args if name not in query)
+    if unknown:
+        raise ValidationFailed(
+            "The request did not pass validation: " + "; ".join(f"{name}: Unknown field." for name in unknown),
+            details={"fields": {name: ["Unknown field."] for name in unknown}},
+        )
+    if body_required and not request.content_length and not request.get_data(cache=True):
+        raise ValidationFailed("This operation needs a JSON body (an object; {} when no field is needed).",
+                               details={"fields": {"_schema": ["A JSON body is required."]}})
+
+
+@cache
+def _declared_input(handler) -> tuple[frozenset[str], bool]:
+    """(the query argument names the operation takes, whether it requires a JSON body)."""
+    query: set[str] = set()
+    body_required = False
+    for parameter in handler._apidoc.get("arguments", {}).get("parameters", []):
+        if parameter["in"] == "query":
+            schema = parameter["schema"]
+            schema = schema() if isinstance(schema, type) else schema
+            query |= {field.data_key or name for name, field in schema.load_fields.items()}
+        elif parameter["in"] == "json" and parameter.get("required", True):
+            body_required = True
+    return frozenset(query), body_required

@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.common.pagination import MAX_LIMIT
+from app.common.pagination import MAX_LIMIT, MAX_PAGE
 
 
 class UtcDateTime(fields.DateTime):
@@ -24,6 +24,17 @@ class UtcDateTime(fields.DateTime):
 
 class StrictSchema(Schema):
     """Request bodies: unknown fields are an error (marshmallow's default RAISE), named in the reply."""
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON `true` or `false`, nothing else: marshmallow's Boolean would take `0`, `"yes"` or `"off"`."""
+
+    default_error_messages = {"invalid": "Not a boolean: send true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class PartialSchema(Schema):
@@ -68,12 +79,21 @@ def list_envelope(schema: type[Schema]) -> type[Schema]:
     )
 
 
+def page_field() -> fields.Integer:
+    """`page`, 1 to MAX_PAGE: a page past that would overflow the database's 64-bit OFFSET (a 500)."""
+    return fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def limit_field() -> fields.Integer:
+    return fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
 def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, name: str) -> type[Schema]:
     """Query arguments of a list route: page, limit, sort (whitelisted), order, plus filters."""
     sortable = ("created_at", *sort_fields)
     spec: dict[str, fields.Field] = {
-        "page": fields.Integer(load_default=1, validate=validate.Range(min=1)),
-        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT)),
+        "page": page_field(),
+        "limit": limit_field(),
         "sort": fields.String(
             load_default="created_at",
             validate=validate.OneOf(sortable, error="sort must be one of: {choices}"),
@@ -82,6 +102,12 @@ def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, n
     }
     spec.update(extra or {})
     return Schema.from_dict(spec, name=name)
+
+
+def event_stream(blp, description: str):
+    """Document the `text/event-stream` answer of an operation that streams on request (`stream: true`)."""
+    return blp.alt_response(200, schema={"type": "string", "description": "Server-sent events"},
+                            content_type="text/event-stream", description=description, success=True)
 
 
 def ok(data: Any) -> dict:

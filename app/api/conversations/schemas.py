@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.api.common import StrictSchema, UtcDateTime, list_args
+from app.api.common import StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.services.attachments import DEFAULT_MAX_ATTACHMENTS
 from app.services.turns import VERBOSITY_EVENTS
 
@@ -113,7 +113,7 @@ class ConversationWriteSchema(StrictSchema):
 
 class SendMessageSchema(StrictSchema):
     message = message_field()
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
     verbosity = verbosity_field()
     attachments = attachments_field()
 

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from app.api.common import MAX_LIMIT, PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictSchema, UtcDateTime, limit_field, list_args, page_field
 from app.models import TEMPLATE_TYPES
 
 MAX_TEMPLATE_CHARS = 200_000
@@ -100,8 +100,8 @@ PromptTemplateListArgs = list_args(
 # Versions are always listed newest first, by version number; only the page is chosen.
 PromptTemplateVersionListArgs = Schema.from_dict(
     {
-        "page": fields.Integer(load_default=1, validate=validate.Range(min=1)),
-        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT)),
+        "page": page_field(),
+        "limit": limit_field(),
     },
     name="PromptTemplateVersionListArgs",
 )
