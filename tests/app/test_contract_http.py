@@ -1,6 +1,8 @@
 """The HTTP side of the contract that schemathesis found broken: bounds, methods, paths, undeclared input.
 
 Each test asserts what a client sees on the wire: status, JSON envelope, headers."""
+import io
+
 import pytest
 
 from app.services.llm_models import ensure_builtin_models
@@ -130,3 +132,16 @@ def test_an_optional_body_may_be_left_out(api):
     # POST /api/evaluations/{id}/run takes an optional body: no body is not refused as missing
     res = api.post("/api/evaluations/eval_missing/run")
     _error(res, 404, "not_found")
+
+
+def test_an_unknown_multipart_part_is_422_naming_it(api):
+    source = api.post("/api/knowledge-sources", json={"name": "uploads", "type": "file"}).json["data"]
+    data = {"files": (io.BytesIO(b"hello"), "a.txt"), "colour": "red"}
+    res = api.post(f"/api/knowledge-sources/{source['id']}/documents", data=data,
+                   content_type="multipart/form-data")
+    assert _error(res, 422, "validation_failed")["details"]["fields"] == {"colour": ["Unknown field."]}
+
+
+def test_a_multipart_body_to_a_json_operation_is_415(api):
+    res = api.post("/api/keys", data={"name": "x", "role": "viewer"}, content_type="multipart/form-data")
+    _error(res, 415, "unsupported_media_type")

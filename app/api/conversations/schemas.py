@@ -26,7 +26,8 @@ def _has_text(value: str) -> None:
 
 def message_field() -> fields.String:
     """The user's message: some text, at most MAX_MESSAGE_CHARS characters."""
-    return fields.String(required=True, validate=[validate.Length(min=1, max=MAX_MESSAGE_CHARS), _has_text])
+    return fields.String(required=True, validate=[validate.Length(min=1, max=MAX_MESSAGE_CHARS), _has_text],
+                         metadata={"pattern": r"\S"})  # in the OpenAPI document: not only whitespace
 
 
 def verbosity_field() -> fields.String:

@@ -42,7 +42,8 @@ class EvaluationWriteSchema(StrictSchema):
     thresholds = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
         "description": "Minimum aggregate per metric, e.g. {\"ndcg@10\": 0.7}; any miss fails the run"})
     settings = fields.Dict(metadata=_settings_doc)
-    test_cases = fields.List(fields.Raw(), metadata={"description": "Replaces the suite's test cases"})
+    test_cases = fields.List(fields.Raw(metadata={"type": "object"}),
+                             metadata={"description": "Replaces the suite's test cases"})
 
 
 class EvaluationUpdateSchema(EvaluationWriteSchema, PartialSchema):
