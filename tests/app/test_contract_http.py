@@ -145,3 +145,11 @@ def test_an_unknown_multipart_part_is_422_naming_it(api):
 def test_a_multipart_body_to_a_json_operation_is_415(api):
     res = api.post("/api/keys", data={"name": "x", "role": "viewer"}, content_type="multipart/form-data")
     _error(res, 415, "unsupported_media_type")
+
+
+def test_a_version_number_past_any_database_integer_is_refused_not_a_500(api):
+    template = api.post("/api/prompt-templates", json=TEMPLATE).json["data"]
+    res = api.post(f"/api/prompt-templates/{template['id']}/render", json={"version": 20631680311885563953152})
+    assert "version" in _error(res, 422, "validation_failed")["details"]["fields"]
+    _error(api.get(f"/api/prompt-templates/{template['id']}/versions/99999999999999999999999"), 404, "not_found")
+    assert api.get(f"/api/prompt-templates/{template['id']}/versions/1").status_code == 200

@@ -3,6 +3,9 @@ from marshmallow import Schema, fields, validate
 from app.api.common import PartialSchema, StrictSchema, UtcDateTime, limit_field, list_args, page_field
 from app.models import TEMPLATE_TYPES
 
+# Versions count edits; a number past this is no version (and would overflow the database's integer).
+MAX_VERSION = 2_147_483_647
+
 MAX_TEMPLATE_CHARS = 200_000
 VARIABLE_NAME = validate.Regexp(
     r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be an identifier (letters, digits, _; not starting with a digit)"
@@ -78,7 +81,7 @@ class RenderSchema(StrictSchema):
     version = fields.Integer(
         strict=True,
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_VERSION),
         metadata={"description": "Render this version instead of the current one"},
     )
 
