@@ -106,8 +106,18 @@ def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, n
 
 def event_stream(blp, description: str):
     """Document the `text/event-stream` answer of an operation that streams on request (`stream: true`)."""
-    return blp.alt_response(200, schema={"type": "string", "description": "Server-sent events"},
-                            content_type="text/event-stream", description=description, success=True)
+    return blp.alt_response(200, schema=SSE_EVENT, content_type="text/event-stream", description=description,
+                            success=True)
+
+
+# One event of a text/event-stream answer, as a client's SSE parser hands it over.
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event: `event` names it, `data` is its JSON (which repeats the name)",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+    "required": ["data"],
+}
 
 
 def ok(data: Any) -> dict:

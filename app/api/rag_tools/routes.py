@@ -65,6 +65,8 @@ class RagQuery(MethodView):
     @blp.response(200, envelope(QueryResponseSchema))
     @event_stream(blp, "The passages and answer; with `stream: true`, server-sent events")
     @blp.alt_response(409, description="The tool's index is still building (details.progress)")
+    @blp.alt_response(502, description="The answer model failed (upstream_error)")
+    @blp.alt_response(504, description="The answer model ran out of time (timeout)")
     def post(self, body, tool_id):
         """Query: retrieved passages, a cited answer or an explicit no-answer; `stream: true` answers with SSE"""
         if body.get("stream"):
