@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.config import Config
+from app.routing import MagnetFlask
 
 try:
     __version__ = version("magnet")
@@ -16,20 +16,21 @@ except PackageNotFoundError:  # running from a checkout without `pip install -e 
     __version__ = "0.0.0"
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None) -> MagnetFlask:
     """Build the app: configuration, extensions, blueprints, error handlers, auth."""
     from app import auth, crypto, request_guards
     from app.api import register_blueprints
+    from app.common.queue import make_queue
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
-    from app.jobs import make_queue, register_tasks
+    from app.jobs import register_tasks
     from app.runtime.outbound_slots import OutboundSlots
 
     config = config or Config.from_env()
     config.secure_data_dir()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    app = Flask(__name__)
+    app = MagnetFlask(__name__)
     app.config.update(_flask_settings(config))
     app.extensions["magnet.config"] = config
     app.extensions["magnet.fernet"] = crypto.make_fernet(config.resolved_secret_key())
@@ -46,6 +47,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.before_request(request_guards.limit_json_body)
     app.before_request(auth.authenticate)
     app.before_request(request_guards.refuse_unstorable_text)
+    app.before_request(request_guards.refuse_undeclared_input)
     return app
 
 

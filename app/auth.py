@@ -67,20 +67,25 @@ def presented_key() -> str | None:
     return None
 
 
-def view_role(app: Flask, endpoint: str | None, method: str) -> str | None:
-    """The role a route declares for a method, or None when it declares none."""
+def view_handler(app: Flask, endpoint: str | None, method: str):
+    """The function that answers `method` on `endpoint` (a MethodView's method), or None."""
     if endpoint is None:
         return None
     view = app.view_functions.get(endpoint)
     if view is None:
         return None
     view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        handler = getattr(view_class, method.lower(), None)
-        if handler is None and method == "HEAD":
-            handler = getattr(view_class, "get", None)
-        return getattr(handler, "_magnet_role", None)
-    return getattr(view, "_magnet_role", None)
+    if view_class is None:
+        return view
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(view_class, "get", None)
+    return handler
+
+
+def view_role(app: Flask, endpoint: str | None, method: str) -> str | None:
+    """The role a route declares for a method, or None when it declares none."""
+    return getattr(view_handler(app, endpoint, method), "_magnet_role", None)
 
 
 def lookup_key(key: str) -> ApiKey | None:

@@ -14,6 +14,8 @@ from flask import Flask, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from app.routing import resource_methods
+
 log = logging.getLogger(__name__)
 
 
@@ -119,6 +121,8 @@ def http_error_response(error: HTTPException):
     response, status = error_response(status, code, message, details)
     for header, value in (data.get("headers") or {}).items():
         response.headers[header] = value
+    if status == 405:  # RFC 9110: a 405 lists the methods the resource does support
+        response.headers["Allow"] = ", ".join(resource_methods(getattr(error, "valid_methods", None) or ()))
     return response, status
 
 

@@ -3,12 +3,15 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
+from app.api.openapi import ErrorEnvelopeSchema, ErrorResponsesPlugin
 from app.errors import http_error_response
 from app.models.base import Base, UtcDateTime
 
 
 class MagnetApi(Api):
-    """flask-smorest's Api, answering every HTTP error with Magnet's error envelope."""
+    """flask-smorest's Api, answering every HTTP error with Magnet's error envelope, and documenting it."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def handle_http_exception(self, error):
         return http_error_response(error)
@@ -26,4 +29,4 @@ def _render_item(type_, obj, autogen_context):
 
 # render_as_batch: SQLite cannot ALTER most things, batch mode copies the table instead.
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=_render_item)
-api = MagnetApi()
+api = MagnetApi(spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})

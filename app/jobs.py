@@ -1,27 +1,18 @@
 """The background job queue (Huey): SQLite-backed in the data dir by default, Redis when configured.
 
-Tasks are registered per app (they need its app context), so `create_app` makes the queue and
-`register_tasks` binds the task functions to it. A consumer runs either inside `magnet serve` (threads,
+Tasks are registered per app (they need its app context), so `create_app` makes the queue
+(app.common.queue, where services enqueue by name) and `register_tasks` binds the task functions to it. A consumer runs either inside `magnet serve` (threads,
 see `start_consumer`) or as `magnet worker` on any number of machines sharing Redis.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app
-from huey import RedisHuey, SqliteHuey, crontab
+from flask import Flask
+from huey import crontab
 from huey.consumer import Consumer
 
-from app.config import Config
-
 log = logging.getLogger(__name__)
-
-
-def make_queue(config: Config):
-    if config.redis_url:
-        return RedisHuey("magnet", url=config.redis_url)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("magnet", filename=str(config.data_dir / "jobs.db"))
 
 
 def register_tasks(app: Flask, queue) -> None:
@@ -55,10 +46,6 @@ def register_tasks(app: Flask, queue) -> None:
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
                                       "run_evaluation": run_evaluation}
-
-
-def enqueue(task: str, *args) -> None:
-    current_app.extensions["magnet.tasks"][task](*args)
 
 
 class EmbeddedConsumer(Consumer):
@@ -96,13 +83,4 @@ def run_consumer_forever(app: Flask, workers: int) -> None:
     with app.app_context():
         _recover()
     Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
-
-
-def queue_state(queue) -> dict:
-    """What /api/status shows of the queue; a queue that cannot be read says so instead of failing."""
-    backend = "redis" if isinstance(queue, RedisHuey) else "sqlite"
-    try:
-        return {"backend": backend, "pending": queue.pending_count(), "scheduled": queue.scheduled_count()}
-    except Exception as exc:  # the status page must render even when the queue is down
-        return {"backend": backend, "error": str(exc)}
 

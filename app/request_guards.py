@@ -7,14 +7,21 @@
    from psycopg otherwise, and lone surrogates) is refused with 400 before anything stores it. No name,
    id or message needs either. Multipart uploads are not read here: NUL bytes in a file's content are
    legal.
+4. `refuse_undeclared_input`: what the operation does not declare is refused with 422, the same as an
+   unknown body field: a query argument or a multipart part it does not take (a typo like `?limt=5`
+   would otherwise be ignored silently), and a missing body where it needs one (`{}` is a body). A
+   multipart body sent to an operation that takes JSON is 415.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cache
 
 from flask import current_app, request
 
-from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.auth import view_handler
+from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from knowledge.storable_text import is_storable, printable, unstorable_path
 
 # Test cases may be posted as the raw body of a CSV or JSON Lines file, not only as multipart.
@@ -78,3 +85,57 @@ def _in_json() -> tuple[str, str] | None:
         return None  # nested too deeply to parse: the arguments parser answers invalid_json
     field = unstorable_path(data)
     return ("json", field) if field is not None else None
+
+
+def refuse_undeclared_input():
+    """422 for a query argument or form part the operation does not declare, or a missing body it requires;
+    415 for a multipart body sent to an operation that takes JSON."""
+    if request.method == "OPTIONS":
+        return
+    handler = view_handler(current_app, request.endpoint, request.method)
+    if not hasattr(handler, "_apidoc"):
+        return  # not an API operation (the OpenAPI document, the docs UI's files) or no such route
+    declared = _declared_input(handler)
+    _refuse_unknown("query argument", request.args, declared.query)
+    if (request.mimetype or "").startswith("multipart/"):
+        if not declared.parts:
+            raise UnsupportedMediaType("This operation takes an application/json body, not multipart.",
+                                       details={"content_type": request.mimetype})
+        _refuse_unknown("form part", [*request.files, *request.form], declared.parts)
+    elif declared.body_required and not request.content_length and not request.get_data(cache=True):
+        raise ValidationFailed("This operation needs a JSON body (an object; {} when no field is needed).",
+                               details={"fields": {"_schema": ["A JSON body is required."]}})
+
+
+def _refuse_unknown(what: str, names, known: frozenset[str]) -> None:
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValidationFailed(
+            "The request did not pass validation: " + "; ".join(f"{name}: Unknown {what}." for name in unknown),
+            details={"fields": {name: ["Unknown field."] for name in unknown}},
+        )
+
+
+@dataclass(frozen=True)
+class _Declared:
+    query: frozenset[str]  # query argument names
+    parts: frozenset[str]  # multipart form part names (files and fields)
+    body_required: bool  # a JSON body is required
+
+
+@cache
+def _declared_input(handler) -> _Declared:
+    """What the operation's @blp.arguments declare, by location."""
+    names: dict[str, set[str]] = {"query": set(), "parts": set()}
+    body_required = False
+    for parameter in handler._apidoc.get("arguments", {}).get("parameters", []):
+        schema = parameter["schema"]
+        schema = schema() if isinstance(schema, type) else schema
+        fields = {field.data_key or name for name, field in schema.load_fields.items()}
+        if parameter["in"] == "query":
+            names["query"] |= fields
+        elif parameter["in"] in ("files", "form"):
+            names["parts"] |= fields
+        elif parameter["in"] == "json" and parameter.get("required", True):
+            body_required = True
+    return _Declared(frozenset(names["query"]), frozenset(names["parts"]), body_required)

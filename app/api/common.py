@@ -1,4 +1,5 @@
-"""Pieces every resource uses: the success envelope, list arguments, pagination and field types."""
+"""Pieces every resource uses: the success envelope, list arguments and field types (services page
+through lists with app.common.pagination)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -6,11 +7,8 @@ from functools import cache
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import Select, func, select
 
-from app.extensions import db
-
-MAX_LIMIT = 100
+from app.common.pagination import MAX_LIMIT, MAX_PAGE
 
 
 class UtcDateTime(fields.DateTime):
@@ -26,6 +24,17 @@ class UtcDateTime(fields.DateTime):
 
 class StrictSchema(Schema):
     """Request bodies: unknown fields are an error (marshmallow's default RAISE), named in the reply."""
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON `true` or `false`, nothing else: marshmallow's Boolean would take `0`, `"yes"` or `"off"`."""
+
+    default_error_messages = {"invalid": "Not a boolean: send true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class PartialSchema(Schema):
@@ -70,12 +79,21 @@ def list_envelope(schema: type[Schema]) -> type[Schema]:
     )
 
 
+def page_field() -> fields.Integer:
+    """`page`, 1 to MAX_PAGE: a page past that would overflow the database's 64-bit OFFSET (a 500)."""
+    return fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def limit_field() -> fields.Integer:
+    return fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
 def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, name: str) -> type[Schema]:
     """Query arguments of a list route: page, limit, sort (whitelisted), order, plus filters."""
     sortable = ("created_at", *sort_fields)
     spec: dict[str, fields.Field] = {
-        "page": fields.Integer(load_default=1, validate=validate.Range(min=1)),
-        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT)),
+        "page": page_field(),
+        "limit": limit_field(),
         "sort": fields.String(
             load_default="created_at",
             validate=validate.OneOf(sortable, error="sort must be one of: {choices}"),
@@ -86,27 +104,28 @@ def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, n
     return Schema.from_dict(spec, name=name)
 
 
+def event_stream(blp, description: str):
+    """Document the `text/event-stream` answer of an operation that streams on request (`stream: true`)."""
+    return blp.alt_response(200, schema=SSE_EVENT, content_type="text/event-stream", description=description,
+                            success=True)
+
+
+# One event of a text/event-stream answer, as a client's SSE parser hands it over.
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event: `event` names it, `data` is its JSON (which repeats the name)",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+    "required": ["data"],
+}
+
+
 def ok(data: Any) -> dict:
     return {"success": True, "data": data}
 
 
 def deleted(what: str) -> dict:
     return {"success": True, "message": f"{what} deleted"}
-
-
-def paginate(query: Select, model, args: dict) -> dict:
-    """Run a list query with the envelope's pagination; ties on the sort column break by id."""
-    column = getattr(model, args["sort"])
-    direction = column.asc() if args["order"] == "asc" else column.desc()
-    tiebreak = model.id.asc() if args["order"] == "asc" else model.id.desc()
-    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    page, limit = args["page"], args["limit"]
-    rows = db.session.execute(query.order_by(direction, tiebreak).offset((page - 1) * limit).limit(limit))
-    return {
-        "success": True,
-        "data": list(rows.scalars()),
-        "pagination": {"page": page, "limit": limit, "total": total},
-    }
 
 
 def validate_json_object(value: Any) -> None:

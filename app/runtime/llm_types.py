@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.services.usage import Usage
+from app.common.usage import Usage
 from knowledge.tokenizer import count_tokens
 
 __all__ = [

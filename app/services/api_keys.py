@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 
-from app.api.common import paginate
 from app.auth import generate_key, hash_key
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import ApiKey, utcnow

@@ -23,7 +23,7 @@ from jsonschema.validators import Draft202012Validator, validator_for
 from sqlalchemy import select
 
 from app import crypto
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, UpstreamError, UpstreamTimeout, ValidationFailed
 from app.extensions import db
 from app.models import ApiTool

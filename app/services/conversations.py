@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import Conversation, ConversationAttachment, Message

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Document, IndexedDocument

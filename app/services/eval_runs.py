@@ -20,10 +20,10 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.api.common import paginate
+from app.common.pagination import paginate
+from app.common.queue import enqueue
 from app.errors import Conflict, MagnetError, NotFound, ValidationFailed
 from app.extensions import db
-from app.jobs import enqueue
 from app.models import Evaluation, EvaluationCase, EvaluationResult, EvaluationRun, utcnow
 from app.runtime.timeouts import Overran, run_with_timeout
 from app.services import eval_targets

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import (

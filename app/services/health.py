@@ -9,8 +9,8 @@ from flask import current_app
 from sqlalchemy import func, select, text
 
 from app import __version__
+from app.common.queue import queue_state
 from app.extensions import db
-from app.jobs import queue_state
 from app.models import (
     Agent,
     ApiKey,

@@ -7,9 +7,9 @@ import logging
 
 from sqlalchemy import select, update
 
+from app.common.queue import enqueue
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
-from app.jobs import enqueue
 from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
 from app.services.llm_models import default_model

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from app.api.common import paginate
 from app.auth import hash_key
+from app.common.pagination import paginate
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.models import Agent, Integration, UsageRecord, utcnow

@@ -6,7 +6,7 @@ import shutil
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.models import Document, KnowledgeIndex, KnowledgeSource, SyncRun, utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from app import crypto
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Agent, LlmModel

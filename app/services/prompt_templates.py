@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import select
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import PromptTemplate, PromptTemplateVersion

@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.common.queue import enqueue
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.jobs import enqueue
 from app.models import (
     ACTIVE_SYNC_STATUSES,
     Document,

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.api.common import paginate
+from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import KnowledgeIndex, KnowledgeSource, LlmModel, PromptTemplate, RagTool, RetrievalTool

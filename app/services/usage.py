@@ -12,15 +12,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
+from app.common.usage import Usage  # re-exported: services record it with record_usage
 from app.extensions import db
 from app.models import LlmModel, UsageRecord
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0  # part of prompt_tokens the provider served from its cache
 
 
 class Tally:

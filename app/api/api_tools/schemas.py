@@ -2,7 +2,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.models import HTTP_METHODS
 
 # RFC 9110 token characters.
@@ -33,7 +33,7 @@ class ApiToolHeaderSchema(StrictSchema):
         metadata={"description": "Required, except for a secret header that already has a stored value "
                                  "(omit it or send null to keep that value)"},
     )
-    secret = fields.Boolean(load_default=False, metadata={"description": "Encrypted at rest; returned masked"})
+    secret = StrictBoolean(load_default=False, metadata={"description": "Encrypted at rest; returned masked"})
 
     @validates_schema
     def _name_required(self, data, **kwargs):

@@ -13,7 +13,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
-from app.api.app_messages.schemas import AppMessageSchema, AppReplySchema
+from app.api.app_messages.schemas import AppErrorSchema, AppMessageSchema, AppReplySchema
+from app.api.common import event_stream
+from app.api.openapi import OWN_ERRORS
 from app.auth import OPEN, presented_key, requires
 from app.errors import Conflict, Forbidden, MagnetError, Unauthorized, UpstreamTimeout
 from app.extensions import db
@@ -26,15 +28,17 @@ blp = Blueprint("app_messages", __name__, url_prefix="/api/v1",
 
 @blp.route("/messages")
 class AppMessages(MethodView):
-    @blp.doc(security=[{"IntegrationKey": []}])
+    @blp.doc(security=[{"IntegrationKey": []}], **OWN_ERRORS)
     @requires(OPEN)  # authenticated by the integration key (magnet_sk_…), not a platform key
     @blp.arguments(AppMessageSchema, error_status_code=400)
     @blp.response(200, AppReplySchema)
-    @blp.alt_response(400, description="invalid_request")
-    @blp.alt_response(401, description="invalid_api_key")
-    @blp.alt_response(403, description="integration_inactive or usage_limit_exceeded")
-    @blp.alt_response(502, description="agent_error")
-    @blp.alt_response(504, description="timeout")
+    @event_stream(blp, "The reply; with `stream: true`, server-sent events")
+    @blp.alt_response(400, schema=AppErrorSchema, description="invalid_request (any bad request, body too large or "
+                      "not JSON included)")
+    @blp.alt_response(401, schema=AppErrorSchema, description="invalid_api_key")
+    @blp.alt_response(403, schema=AppErrorSchema, description="integration_inactive or usage_limit_exceeded")
+    @blp.alt_response(502, schema=AppErrorSchema, description="agent_error")
+    @blp.alt_response(504, schema=AppErrorSchema, description="timeout")
     def post(self, body):
         """Send a message to the integration's agent; `session_id` continues a conversation, `stream: true` answers with SSE"""
         reply = app_messages.send(presented_key(), body)

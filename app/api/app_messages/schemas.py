@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from app.api.common import StrictSchema, UtcDateTime
+from app.api.common import StrictBoolean, StrictSchema, UtcDateTime
 from app.api.conversations.schemas import (
     AttachmentSchema,
     CitationSchema,
@@ -17,7 +17,7 @@ class AppMessageSchema(StrictSchema):
                                metadata={"description": "From an earlier reply: continue that conversation"})
     user_id = fields.String(allow_none=True, validate=validate.Length(max=200),
                             metadata={"description": "Your user, stored on a new conversation"})
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
     verbosity = verbosity_field()
     attachments = attachments_field()
 
@@ -37,3 +37,15 @@ class AppReplySchema(Schema):
     attachments = fields.List(fields.Nested(AttachmentSchema), required=True)
     usage = fields.Nested(AppUsageSchema, required=True)
     created_at = UtcDateTime(required=True)
+
+
+class AppErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "invalid_request, invalid_api_key, "
+                                                  "integration_inactive, usage_limit_exceeded, agent_error, timeout"})
+    message = fields.String(required=True)
+
+
+class AppErrorSchema(Schema):
+    """This contract's errors: `{"error": {"code", "message"}}`, no envelope."""
+
+    error = fields.Nested(AppErrorBodySchema, required=True)

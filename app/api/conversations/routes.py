@@ -3,7 +3,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.api.common import MessageSchema, envelope, list_envelope, ok
+from app.api.common import MessageSchema, envelope, event_stream, list_envelope, ok
 from app.api.conversations.schemas import (
     ChatMessageSchema,
     ConversationDetailSchema,
@@ -65,6 +65,7 @@ class ConversationMessages(MethodView):
     @requires("operator")
     @blp.arguments(SendMessageSchema)
     @blp.response(200, envelope(ChatMessageSchema))
+    @event_stream(blp, "The agent's answer; with `stream: true`, the turn's events as server-sent events")
     @blp.alt_response(502, description="The agent's model failed (provider error, broken stream)")
     @blp.alt_response(504, description="The agent's turn ran out of time")
     def post(self, body, conversation_id):

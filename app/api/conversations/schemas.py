@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.api.common import StrictSchema, UtcDateTime, list_args
+from app.api.common import StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.services.attachments import DEFAULT_MAX_ATTACHMENTS
 from app.services.turns import VERBOSITY_EVENTS
 
@@ -26,7 +26,8 @@ def _has_text(value: str) -> None:
 
 def message_field() -> fields.String:
     """The user's message: some text, at most MAX_MESSAGE_CHARS characters."""
-    return fields.String(required=True, validate=[validate.Length(min=1, max=MAX_MESSAGE_CHARS), _has_text])
+    return fields.String(required=True, validate=[validate.Length(min=1, max=MAX_MESSAGE_CHARS), _has_text],
+                         metadata={"pattern": r"\S"})  # in the OpenAPI document: not only whitespace
 
 
 def verbosity_field() -> fields.String:
@@ -113,7 +114,7 @@ class ConversationWriteSchema(StrictSchema):
 
 class SendMessageSchema(StrictSchema):
     message = message_field()
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
     verbosity = verbosity_field()
     attachments = attachments_field()
 

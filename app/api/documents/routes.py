@@ -41,7 +41,8 @@ class UploadResultSchema(Schema):
 
 
 class UploadFilesSchema(Schema):
-    files = fields.Raw(metadata={"type": "string", "format": "binary"})
+    files = fields.Raw(metadata={"type": "string", "format": "binary", "description": "One or more files"})
+    file = fields.Raw(metadata={"type": "string", "format": "binary", "description": "Same as files"})
 
 
 DocumentListArgs = list_args("name", "updated_at", "size_bytes", extra={

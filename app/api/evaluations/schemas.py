@@ -1,7 +1,15 @@
 """Request and response shapes of evaluations, their test cases, runs and results."""
 from marshmallow import Schema, fields, validate
 
-from app.api.common import PaginationSchema, PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import (
+    PaginationSchema,
+    PartialSchema,
+    StrictSchema,
+    UtcDateTime,
+    limit_field,
+    list_args,
+    page_field,
+)
 from app.models import EVALUATION_TYPES
 
 RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
@@ -34,7 +42,8 @@ class EvaluationWriteSchema(StrictSchema):
     thresholds = fields.Dict(keys=fields.String(), values=fields.Float(), metadata={
         "description": "Minimum aggregate per metric, e.g. {\"ndcg@10\": 0.7}; any miss fails the run"})
     settings = fields.Dict(metadata=_settings_doc)
-    test_cases = fields.List(fields.Raw(), metadata={"description": "Replaces the suite's test cases"})
+    test_cases = fields.List(fields.Raw(metadata={"type": "object"}),
+                             metadata={"description": "Replaces the suite's test cases"})
 
 
 class EvaluationUpdateSchema(EvaluationWriteSchema, PartialSchema):
@@ -149,8 +158,8 @@ ResultsEnvelope = Schema.from_dict({
 class ResultsArgs(Schema):
     run_id = fields.String(metadata={"description": "Default: the latest run"})
     status = fields.String(validate=validate.OneOf(("ok", "error", "timeout")))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    page = page_field()
+    limit = limit_field()
 
 
 class CompareArgs(Schema):

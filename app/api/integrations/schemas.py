@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictBoolean, StrictSchema, UtcDateTime, list_args
 
 
 class IntegrationSchema(Schema):
@@ -27,7 +27,7 @@ class IntegrationWriteSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
     agent_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    is_active = fields.Boolean(load_default=True)
+    is_active = StrictBoolean(load_default=True)
     daily_credit_limit = fields.Float(
         allow_none=True, load_default=None, validate=validate.Range(min=0),
         metadata={"description": "Most cost per UTC day (the usage ledger's currency); null: no limit"},

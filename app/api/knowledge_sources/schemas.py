@@ -7,8 +7,10 @@ from app.models import SOURCE_TYPES
 class IndexSettingsSchema(StrictSchema):
     embedding_model_id = fields.String(metadata={"description": "Default: the default embedding model"})
     chunker = fields.String(validate=validate.OneOf(("token", "markdown")))
-    chunk_size = fields.Integer(metadata={"description": "Tokens per chunk, at most the model's input limit (256 for MiniLM)"})
-    chunk_overlap = fields.Integer()
+    chunk_size = fields.Integer(validate=validate.Range(min=1, max=1_000_000),
+                                metadata={"description": "Tokens per chunk, at most the model's input limit (256 for MiniLM)"})
+    chunk_overlap = fields.Integer(validate=validate.Range(min=0, max=1_000_000),
+                                   metadata={"description": "Tokens; smaller than chunk_size"})
 
 
 class IndexSchema(Schema):

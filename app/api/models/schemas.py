@@ -1,6 +1,6 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.models import MODEL_KINDS, PROVIDERS
 
 HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
@@ -50,7 +50,7 @@ class ModelWriteSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(MODEL_KINDS))
     context_window = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100_000_000))
     pricing = fields.Nested(PricingSchema)
-    is_default = fields.Boolean(load_default=False)
+    is_default = StrictBoolean(load_default=False)
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
     @validates_schema

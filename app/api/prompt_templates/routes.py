@@ -74,7 +74,7 @@ class PromptTemplateVersions(MethodView):
         return prompt_templates.list_versions(template_id, args)
 
 
-@blp.route("/<template_id>/versions/<int:version>")
+@blp.route("/<template_id>/versions/<int(min=1, max=2147483647):version>")  # schemas.MAX_VERSION
 class PromptTemplateVersionByNumber(MethodView):
     @requires("viewer")
     @blp.response(200, envelope(PromptTemplateVersionSchema))

@@ -1,7 +1,10 @@
 from marshmallow import Schema, fields, validate
 
-from app.api.common import MAX_LIMIT, PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictSchema, UtcDateTime, limit_field, list_args, page_field
 from app.models import TEMPLATE_TYPES
+
+# Versions count edits; a number past this is no version (and would overflow the database's integer).
+MAX_VERSION = 2_147_483_647
 
 MAX_TEMPLATE_CHARS = 200_000
 VARIABLE_NAME = validate.Regexp(
@@ -78,7 +81,7 @@ class RenderSchema(StrictSchema):
     version = fields.Integer(
         strict=True,
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_VERSION),
         metadata={"description": "Render this version instead of the current one"},
     )
 
@@ -100,8 +103,8 @@ PromptTemplateListArgs = list_args(
 # Versions are always listed newest first, by version number; only the page is chosen.
 PromptTemplateVersionListArgs = Schema.from_dict(
     {
-        "page": fields.Integer(load_default=1, validate=validate.Range(min=1)),
-        "limit": fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT)),
+        "page": page_field(),
+        "limit": limit_field(),
     },
     name="PromptTemplateVersionListArgs",
 )

@@ -3,7 +3,7 @@ from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.api.common import MessageSchema, deleted, envelope, list_envelope, ok
+from app.api.common import MessageSchema, deleted, envelope, event_stream, list_envelope, ok
 from app.api.rag_tools.schemas import (
     QueryResponseSchema,
     QuerySchema,
@@ -63,7 +63,10 @@ class RagQuery(MethodView):
     @requires("operator")
     @blp.arguments(QuerySchema)
     @blp.response(200, envelope(QueryResponseSchema))
+    @event_stream(blp, "The passages and answer; with `stream: true`, server-sent events")
     @blp.alt_response(409, description="The tool's index is still building (details.progress)")
+    @blp.alt_response(502, description="The answer model failed (upstream_error)")
+    @blp.alt_response(504, description="The answer model ran out of time (timeout)")
     def post(self, body, tool_id):
         """Query: retrieved passages, a cited answer or an explicit no-answer; `stream: true` answers with SSE"""
         if body.get("stream"):

@@ -1,7 +1,7 @@
 """Schemas shared by RAG tools and retrieval tools."""
 from marshmallow import Schema, fields, validate
 
-from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
+from app.api.common import PartialSchema, StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.models import ANSWER_MODES
 from knowledge.retrieval_settings import FUSIONS, MODES
 
@@ -78,7 +78,7 @@ class QuerySchema(StrictSchema):
     query = fields.String(required=True, validate=validate.Length(min=1, max=8000))
     top_k = fields.Integer(validate=validate.Range(min=1, max=100))
     filters = fields.Dict(allow_none=True, metadata={"description": "Mongo-style: $eq $ne $gt $gte $lt $lte $in $nin $and $or"})
-    stream = fields.Boolean(load_default=False)
+    stream = StrictBoolean(load_default=False)
 
 
 class ResultSchema(Schema):

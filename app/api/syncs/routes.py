@@ -3,9 +3,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.api.common import envelope, list_envelope, ok, paginate
+from app.api.common import envelope, list_envelope, ok
 from app.api.knowledge_sources.schemas import SyncListArgs, SyncRunSchema
 from app.auth import requires
+from app.common.pagination import paginate
 from app.models import SyncRun
 from app.services import knowledge_sources as sources
 from app.services import sync

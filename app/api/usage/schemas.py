@@ -17,6 +17,11 @@ class DateOrDateTime(fields.String):
         "invalid_bound": "Not a valid date or datetime: use YYYY-MM-DD or ISO 8601, e.g. 2026-11-20T13:00:00Z.",
     }
 
+    def __init__(self, **kwargs):
+        # The OpenAPI document says the same: an RFC 3339 date or date-time.
+        kwargs["metadata"] = {"anyOf": [{"format": "date"}, {"format": "date-time"}], **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs) -> date | datetime:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         try:
