@@ -126,7 +126,8 @@ def json_dumps(value: Any) -> str:
 
 
 def make_lexical_index(engine, name: str) -> LexicalIndex:
-    """The lexical index for ``engine``'s database: FTS5 on SQLite, tsvector + GIN on PostgreSQL."""
+    """The lexical index for ``engine``'s database: FTS5 on SQLite, a BM25 postings table on PostgreSQL;
+    both index the terms of ``knowledge.stores.lexical_terms`` and rank them identically."""
     dialect = engine.dialect.name
     if dialect == "sqlite":
         from knowledge.stores.lexical_sqlite import SqliteFtsIndex

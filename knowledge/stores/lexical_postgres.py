@@ -78,13 +78,18 @@ class PostgresFtsIndex:
             return
         if self._version(conn) != TERMS_VERSION:
             # One creator or rebuilder at a time per index; the others find the work done.
-            conn.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": self.table})
+            self._lock_for_write(conn)
             version = self._version(conn)
             if version is None:
                 self._create(conn)
             elif version != TERMS_VERSION:
                 self._retokenise(conn, version)
         self._ready = True
+
+    def _lock_for_write(self, conn) -> None:
+        """Writers of one index take turns (until commit): each write changes the one stats row, and
+        two multi-batch upserts of overlapping chunks would otherwise deadlock or collide on a chunk id."""
+        conn.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": self.table})
 
     def _create(self, conn) -> None:
         t = self.table
@@ -175,6 +180,7 @@ class PostgresFtsIndex:
             " AS u(i, d, x, m, n, o) ORDER BY o")  # seq follows the batch's order, as SQLite's rowids do
         with self.engine.begin() as conn:
             self._ensure(conn)
+            self._lock_for_write(conn)
             for batch in iter_batches(chunks, _BATCH):
                 self._delete_where(conn, "chunk_id", [c.id for c in batch])
                 texts = [_no_nul(c.text) for c in batch]
@@ -188,12 +194,14 @@ class PostgresFtsIndex:
         """Remove every chunk of the given documents."""
         with self.engine.begin() as conn:
             self._ensure(conn)
+            self._lock_for_write(conn)
             self._delete_where(conn, "document_id", list(dict.fromkeys(document_ids)))
 
     def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
         with self.engine.begin() as conn:
             self._ensure(conn)
+            self._lock_for_write(conn)
             self._delete_where(conn, "chunk_id", list(dict.fromkeys(chunk_ids)))
 
     def query(self, text: str, k: int, where: dict | None = None) -> list[Hit]:

@@ -8,6 +8,7 @@ test builds the same index on both databases and compares their rankings hit by 
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 
 import pytest
@@ -137,6 +138,38 @@ def test_replacing_a_chunk_updates_length_and_statistics(docs_index):
     after = {h.chunk_id: h.score for h in docs_index.query("refund", k=5)}
     assert after == pytest.approx(expected, rel=1e-9) and after != before
     assert docs_index.count() == len(DOCS) - 1
+
+
+def test_concurrent_overlapping_writers_keep_the_statistics_exact(lexical_engine, index):
+    # Two writers upsert overlapping chunks in several batches at once (and one deletes some): the
+    # result must be the same index as written one after the other, with BM25 statistics to match.
+    bulk = [make_chunk(f"n{i}", f"note {i} about invoices and topic{i % 5}", f"d{i % 7}") for i in range(1600)]
+    index.upsert(bulk[:10])  # create the tables first
+    errors = []
+
+    def write(chunks, delete=()):
+        try:
+            make_lexical_index(lexical_engine, index.name).upsert(chunks)
+            if delete:
+                make_lexical_index(lexical_engine, index.name).delete_documents(delete)
+        except Exception as exc:  # noqa: BLE001 - any failure in a writer fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(bulk[:1200],)),
+               threading.Thread(target=write, args=(bulk[400:][::-1], ["d6"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    # d6 may have been deleted before or after the other writer re-added some of its chunks
+    kept = {c.id for c in bulk} - {c.id for c in bulk if c.document_id == "d6"}
+    assert index.count() in (len(kept), len(kept) + sum(1 for c in bulk[:1200] if c.document_id == "d6"))
+    present = {h.chunk_id for h in index.query("invoices", k=5000)}
+    assert len(present) == index.count()
+    expected = dict(reference_bm25([c for c in bulk if c.id in present], "topic3 invoices"))
+    got = {h.chunk_id: h.score for h in index.query("topic3 invoices", k=5000)}
+    assert got == pytest.approx(expected, rel=1e-9)
 
 
 # --- indexes written before this tokenisation ---------------------------------------------------------
