@@ -28,7 +28,6 @@ import itertools
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -45,6 +44,7 @@ if str(ROOT) not in sys.path:  # also runs as a script: .venv/bin/python bench/r
 # The chunking a new index gets in the app by default: the headline numbers are what users get.
 from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from bench.beir_ndcg import doc_scores, ndcg_at_10, ranx_ndcg, untie  # noqa: E402
+from bench.lexical_parity import LEXICAL_LABEL, bench_postgres_url, id_style_hits, print_parity  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
@@ -90,7 +90,6 @@ TUNE_WEIGHTS = tuple(round(0.2 + 0.05 * i, 2) for i in range(14))  # 0.20 .. 0.8
 TUNE_NORMALIZATIONS = ("absolute", "minmax")
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 EVAL_TOP_K = 100  # chunks per query: enough for 10 distinct documents after aggregation
-LEXICAL_LABEL = {"sqlite": "SQLite FTS5 BM25", "postgresql": "PostgreSQL postings BM25"}
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -434,34 +433,18 @@ def main(argv: list[str] | None = None) -> int:
     print(bench.chunk_report())
     queries = load_queries(args.scifact)
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    results = {}
+    results, ids = {}, {}
+    titles = [doc["title"] for doc in itertools.islice(read_jsonl(args.scifact / "corpus.jsonl"), 60)]
     for database in databases:
         if database == "postgresql":
             bench.use_database(args.postgres_url or bench_postgres_url())
             bench.ensure_index()
         results[database] = evaluate(bench, queries, args, dense_checks=database == databases[0])
+        ids[database] = id_style_hits(bench.engine, bench.name, titles)
+        print(f"ID-style questions on {database}: hit@1, hit@5, of: {ids[database]}", flush=True)
     if len(results) == 2:
-        print("\n== lexical parity: the same rows on SQLite and on PostgreSQL ==")
-        print(f"| system | nDCG@10 ({args.split}) SQLite | PostgreSQL | difference |")
-        print("|---|---|---|---|")
-        for (label, a, _), (_, b, _) in zip(results["sqlite"], results["postgresql"], strict=True):
-            print(f"| {label.replace(LEXICAL_LABEL['sqlite'], 'BM25')} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
+        print_parity(args.split, results, ids)
     return 0
-
-
-def bench_postgres_url() -> str:
-    """The local test PostgreSQL server (started if needed) with a ``magnet_bench`` database on it."""
-    from sqlalchemy import create_engine
-    from sqlalchemy import text as sql_text
-
-    script = ROOT / "scripts" / "start_test_postgres.sh"
-    base = subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True).stdout.strip()
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if conn.execute(sql_text("SELECT 1 FROM pg_database WHERE datname = 'magnet_bench'")).first() is None:
-            conn.execute(sql_text("CREATE DATABASE magnet_bench"))
-    admin.dispose()
-    return base.rsplit("/", 1)[0] + "/magnet_bench"
 
 
 def evaluate(bench: Bench, queries: dict[str, str], args, dense_checks: bool = True) -> list[tuple[str, float, float]]:
