@@ -2,12 +2,18 @@
 ID-style question check, and the table that compares the two databases row by row."""
 from __future__ import annotations
 
+import itertools
 import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql_text
 
+from bench.beir_ndcg import doc_scores, ndcg_at_10
+from bench.scifact_data import load_qrels, load_queries, read_jsonl, scifact_chunks
+from knowledge.chunkers import RecursiveTokenChunker
 from knowledge.stores import make_lexical_index
 from knowledge.types import Chunk
 
@@ -69,3 +75,52 @@ def print_parity(split: str, results: dict[str, list[tuple[str, float, float]]],
         print(f"| {label.replace(LEXICAL_LABEL['sqlite'], 'BM25')} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
     for database, (hit1, hit5, n) in ids.items():
         print(f"ID-style questions on {database}: hit@1 {hit1}/{n}, hit@5 {hit5}/{n}")
+
+
+def fill_lexical(index, chunk_lists: Iterable[list[Chunk]]) -> None:
+    """(Re)write a lexical index from scratch, 1,000 chunks per upsert."""
+    started = time.perf_counter()
+    index.drop()
+    batch: list[Chunk] = []
+    for chunks in chunk_lists:
+        batch.extend(chunks)
+        if len(batch) >= 1000:
+            index.upsert(batch)
+            batch = []
+    index.upsert(batch)
+    print(f"  {index.count()} chunks in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def lexical_only(args, databases: list[str]) -> None:
+    """``--lexical-only``: BM25 nDCG@10 (top 100 chunks per query, max per document, as the engine's
+    lexical mode) and the ID-style questions on each database, then the parity table. Its own index
+    name and SQLite file, so it never touches the full benchmark's index."""
+    name = f"scifact-c{args.chunk_size}-o{args.chunk_overlap}-lexical-only"
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    urls = {"sqlite": f"sqlite:///{args.workdir / 'lexical-only.sqlite'}"}
+    if "postgresql" in databases:
+        urls["postgresql"] = args.postgres_url or bench_postgres_url()
+    corpus = args.scifact / "corpus.jsonl"
+    queries, qrels = load_queries(args.scifact), load_qrels(args.scifact, args.split)
+    titles = [doc["title"] for doc in itertools.islice(read_jsonl(corpus), 60)]
+    results, ids = {}, {}
+    for database in databases:
+        engine = create_engine(urls[database])
+        index = make_lexical_index(engine, name)
+        if index.count() == 0:
+            print(f"index {name}: writing the {database} lexical index", flush=True)
+            fill_lexical(index, scifact_chunks(corpus, RecursiveTokenChunker(args.chunk_size, args.chunk_overlap)))
+        started = time.perf_counter()
+        run = {q: doc_scores((h.metadata["document_id"], h.score) for h in index.query(queries[q], 100))
+               for q in qrels}
+        seconds = time.perf_counter() - started
+        score = ndcg_at_10(qrels, run)
+        label = f"lexical ({LEXICAL_LABEL[database]})"
+        print(f"  {label}: nDCG@10 {score:.4f} on {len(qrels)} {args.split} queries "
+              f"({1000 * seconds / len(qrels):.1f} ms per query)", flush=True)
+        results[database] = [(label, score, score)]
+        ids[database] = id_style_hits(engine, name, titles)
+        print(f"ID-style questions on {database}: hit@1, hit@5, of: {ids[database]}", flush=True)
+        engine.dispose()
+    if len(results) == 2:
+        print_parity(args.split, results, ids)

@@ -22,7 +22,6 @@ in the same run: query embedding + Chroma query + lexical query, called directly
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import itertools
 import json
@@ -31,7 +30,6 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,7 +42,15 @@ if str(ROOT) not in sys.path:  # also runs as a script: .venv/bin/python bench/r
 # The chunking a new index gets in the app by default: the headline numbers are what users get.
 from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from bench.beir_ndcg import doc_scores, ndcg_at_10, ranx_ndcg, untie  # noqa: E402
-from bench.lexical_parity import LEXICAL_LABEL, bench_postgres_url, id_style_hits, print_parity  # noqa: E402
+from bench.lexical_parity import (  # noqa: E402
+    LEXICAL_LABEL,
+    bench_postgres_url,
+    fill_lexical,
+    id_style_hits,
+    lexical_only,
+    print_parity,
+)
+from bench.scifact_data import document_text, load_qrels, load_queries, read_jsonl, scifact_chunks  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
@@ -90,32 +96,6 @@ TUNE_WEIGHTS = tuple(round(0.2 + 0.05 * i, 2) for i in range(14))  # 0.20 .. 0.8
 TUNE_NORMALIZATIONS = ("absolute", "minmax")
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 EVAL_TOP_K = 100  # chunks per query: enough for 10 distinct documents after aggregation
-
-
-# --- data -------------------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def load_queries(root: Path) -> dict[str, str]:
-    return {q["_id"]: q["text"] for q in read_jsonl(root / "queries.jsonl")}
-
-
-def load_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with (root / "qrels" / f"{split}.tsv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            qrels[row["query-id"]][row["corpus-id"]] = int(row["score"])
-    return dict(qrels)
-
-
-def document_text(doc: dict) -> str:
-    return f"{doc.get('title', '')} {doc.get('text', '')}".strip()
 
 
 # --- ingestion through Magnet's pipeline -------------------------------------------------------------------
@@ -186,20 +166,9 @@ class Bench:
         return entry
 
     def fill_lexical(self, corpus_file: Path) -> None:
-        """Write the lexical index alone, with the same chunks IndexWriter made (the chunker is
-        deterministic and chunk ids are document_id:ordinal), when the dense side is already there."""
+        """Write the lexical index alone (the dense side is already there)."""
         print(f"index {self.name}: writing the {self.database} lexical index", flush=True)
-        started = time.perf_counter()
-        self.lexical.drop()
-        batch = []
-        for doc in read_jsonl(corpus_file):
-            parsed = ParsedDocument(sections=[Section(text=document_text(doc))], title=doc.get("title"))
-            batch.extend(self.chunker.run(parsed, document_id=doc["_id"], source_id="scifact"))
-            if len(batch) >= 1000:
-                self.lexical.upsert(batch)
-                batch = []
-        self.lexical.upsert(batch)
-        print(f"  {self.lexical.count()} chunks in {time.perf_counter() - started:.0f} s", flush=True)
+        fill_lexical(self.lexical, scifact_chunks(corpus_file, self.chunker))
 
     def chunk_report(self) -> str:
         """How the chunking fits the corpus and MiniLM's 256 word-piece input limit."""
@@ -426,13 +395,18 @@ def main(argv: list[str] | None = None) -> int:
                              "print the parity of every row")
     parser.add_argument("--postgres-url", help="SQLAlchemy URL of the PostgreSQL database (default: the local "
                                                "test server of scripts/start_test_postgres.sh, database magnet_bench)")
+    parser.add_argument("--lexical-only", action="store_true",
+                        help="only the lexical rows and the ID-style questions (no embedding model, no Chroma)")
     args = parser.parse_args(argv)
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.lexical_only:
+        lexical_only(args, databases)
+        return 0
 
     bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap)
     bench.ensure_index()
     print(bench.chunk_report())
     queries = load_queries(args.scifact)
-    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     results, ids = {}, {}
     titles = [doc["title"] for doc in itertools.islice(read_jsonl(args.scifact / "corpus.jsonl"), 60)]
     for database in databases:
