@@ -172,6 +172,26 @@ def test_concurrent_overlapping_writers_keep_the_statistics_exact(lexical_engine
     assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_a_long_index_name_fits_every_identifier(lexical_engine):
+    # PostgreSQL cuts identifiers at 63 bytes: every table, index and constraint name must fit, or two
+    # of them would collide after the cut.
+    index = make_lexical_index(lexical_engine, "a-very-long-index-name-" * 10)
+    try:
+        index.upsert(DOCS)
+        assert ids(index.query("PRJ-0042", k=1)) == ["t42"]
+        if lexical_engine.dialect.name == "postgresql":
+            with lexical_engine.connect() as conn:
+                relations = set(conn.execute(sql_text("SELECT relname FROM pg_class WHERE relname LIKE :p"),
+                                             {"p": index.table[:40] + "%"}).scalars())
+            t = index.table
+            # (the identity column's sequence is named by PostgreSQL itself, which keeps it unique)
+            assert {r for r in relations if not r.endswith("_seq")} == {
+                t, f"{t}_pkey", f"{t}_doc", f"{t}_p", f"{t}_pk", f"{t}_pc", f"{t}_s"}
+    finally:
+        index.drop()
+    assert not [t for t in inspect(lexical_engine).get_table_names() if t.startswith(index.table)]
+
+
 # --- indexes written before this tokenisation ---------------------------------------------------------
 
 
