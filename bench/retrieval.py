@@ -1,12 +1,16 @@
 """SciFact (BEIR) benchmark of Magnet's retrieval engine: quality (nDCG@10) and query latency.
 
     .venv/bin/python bench/retrieval.py --scifact /work/shared/datasets/scifact [--split test] [--tune]
+        [--database sqlite|postgresql|both] [--postgres-url URL]
 
 The corpus goes through Magnet's own ingestion path: one source item per abstract (text = title + " " +
 text), the real token chunker, ``IndexWriter`` with a ``CachedEmbedder`` (all-MiniLM-L6-v2) whose
-``EmbeddingCache`` lives in ``--workdir``, a persistent Chroma collection and an SQLite FTS5 index in
-the same folder. A later run reuses the index when the corpus and chunking are unchanged, and the
-embedding cache makes a rebuild cheap. BEIR scores documents: chunk hits are aggregated to their
+``EmbeddingCache`` lives in ``--workdir``, a persistent Chroma collection and the lexical index of the
+chosen database: SQLite FTS5 in the same folder, or PostgreSQL (``--postgres-url``, or else the local
+test server of ``scripts/start_test_postgres.sh`` with a ``magnet_bench`` database). ``both`` runs the
+evaluation once per database on the same Chroma collection, so any difference is the lexical side's, and
+prints the parity of every row. A later run reuses the index when the corpus and chunking are unchanged,
+and the embedding cache makes a rebuild cheap. BEIR scores documents: chunk hits are aggregated to their
 document by max. nDCG@10 is computed as pytrec_eval's ``ndcg_cut_10`` (linear gains, ties broken by
 document id descending) and cross-checked with ranx.
 
@@ -18,7 +22,6 @@ in the same run: query embedding + Chroma query + lexical query, called directly
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import itertools
 import json
@@ -27,7 +30,6 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +42,15 @@ if str(ROOT) not in sys.path:  # also runs as a script: .venv/bin/python bench/r
 # The chunking a new index gets in the app by default: the headline numbers are what users get.
 from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from bench.beir_ndcg import doc_scores, ndcg_at_10, ranx_ndcg, untie  # noqa: E402
+from bench.lexical_parity import (  # noqa: E402
+    LEXICAL_LABEL,
+    bench_postgres_url,
+    fill_lexical,
+    id_style_hits,
+    lexical_only,
+    print_parity,
+)
+from bench.scifact_data import document_text, load_qrels, load_queries, read_jsonl, scifact_chunks  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
@@ -47,8 +58,8 @@ from knowledge.fusion import hybrid_scores  # noqa: E402
 from knowledge.pipeline import IndexTarget, IndexWriter  # noqa: E402
 from knowledge.retrieval import RetrievalSettings, Retriever  # noqa: E402
 from knowledge.retrieval_settings import RECOMMENDED_SCORE_THRESHOLD  # noqa: E402
+from knowledge.stores import make_lexical_index  # noqa: E402
 from knowledge.stores.chroma import ChromaVectorStore, make_chroma_client  # noqa: E402
-from knowledge.stores.lexical_sqlite import SqliteFtsIndex  # noqa: E402
 from knowledge.types import ParsedDocument, Section  # noqa: E402
 
 PUBLISHED = [
@@ -87,32 +98,6 @@ THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 EVAL_TOP_K = 100  # chunks per query: enough for 10 distinct documents after aggregation
 
 
-# --- data -------------------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def load_queries(root: Path) -> dict[str, str]:
-    return {q["_id"]: q["text"] for q in read_jsonl(root / "queries.jsonl")}
-
-
-def load_qrels(root: Path, split: str) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with (root / "qrels" / f"{split}.tsv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            qrels[row["query-id"]][row["corpus-id"]] = int(row["score"])
-    return dict(qrels)
-
-
-def document_text(doc: dict) -> str:
-    return f"{doc.get('title', '')} {doc.get('text', '')}".strip()
-
-
 # --- ingestion through Magnet's pipeline -------------------------------------------------------------------
 
 
@@ -128,11 +113,16 @@ class Bench:
         self.embedder = CachedEmbedder(self.model, self.cache)
         self.name = f"scifact-c{chunk_size}-o{chunk_overlap}"
         self.chunker = RecursiveTokenChunker(chunk_size, chunk_overlap)
+        self.vectors = ChromaVectorStore(make_chroma_client(path=str(workdir / "chroma")), self.name)
+        self.use_database(f"sqlite:///{workdir / 'lexical.sqlite'}")
+
+    def use_database(self, url: str) -> None:
+        """Point the lexical side at another database (the dense side, Chroma, stays the same)."""
         from sqlalchemy import create_engine
 
-        self.engine = create_engine(f"sqlite:///{workdir / 'lexical.sqlite'}")
-        self.vectors = ChromaVectorStore(make_chroma_client(path=str(workdir / "chroma")), self.name)
-        self.lexical = SqliteFtsIndex(self.engine, self.name)
+        self.engine = create_engine(url)
+        self.database = self.engine.dialect.name
+        self.lexical = make_lexical_index(self.engine, self.name)
 
     def retriever(self, cached: bool = True) -> Retriever:
         return Retriever(self.embedder if cached else self.model, [(self.vectors, self.lexical)])
@@ -144,8 +134,11 @@ class Bench:
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         entry = manifest.get(self.name)
         if (entry and entry.get("corpus_sha256") == digest and entry.get("model") == self.model.name
-                and self.vectors.count() == entry["chunks"] == self.lexical.count()):
-            print(f"index {self.name}: reusing {entry['chunks']} chunks of {entry['documents']} documents")
+                and self.vectors.count() == entry["chunks"]):
+            if self.lexical.count() != entry["chunks"]:
+                self.fill_lexical(corpus_file)
+            print(f"index {self.name}: reusing {entry['chunks']} chunks of {entry['documents']} documents "
+                  f"(lexical index on {self.database})")
             return entry
         print(f"index {self.name}: building (embeddings cached in {self.cache.path})", flush=True)
         self.vectors.drop()
@@ -171,6 +164,11 @@ class Bench:
         manifest_file.write_text(json.dumps(manifest, indent=2))
         print(f"  built: {json.dumps(entry)}")
         return entry
+
+    def fill_lexical(self, corpus_file: Path) -> None:
+        """Write the lexical index alone (the dense side is already there)."""
+        print(f"index {self.name}: writing the {self.database} lexical index", flush=True)
+        fill_lexical(self.lexical, scifact_chunks(corpus_file, self.chunker))
 
     def chunk_report(self) -> str:
         """How the chunking fits the corpus and MiniLM's 256 word-piece input limit."""
@@ -392,13 +390,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
                         help=f"chunk overlap in cl100k tokens (default {DEFAULT_CHUNK_OVERLAP}, the app's default)")
     parser.add_argument("--latency-queries", type=int, default=300, help="queries timed (0: skip latency)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite",
+                        help="where the lexical index lives (default sqlite); both: evaluate on each and "
+                             "print the parity of every row")
+    parser.add_argument("--postgres-url", help="SQLAlchemy URL of the PostgreSQL database (default: the local "
+                                               "test server of scripts/start_test_postgres.sh, database magnet_bench)")
+    parser.add_argument("--lexical-only", action="store_true",
+                        help="only the lexical rows and the ID-style questions (no embedding model, no Chroma)")
     args = parser.parse_args(argv)
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.lexical_only:
+        lexical_only(args, databases)
+        return 0
 
     bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap)
     bench.ensure_index()
     print(bench.chunk_report())
     queries = load_queries(args.scifact)
+    results, ids = {}, {}
+    titles = [doc["title"] for doc in itertools.islice(read_jsonl(args.scifact / "corpus.jsonl"), 60)]
+    for database in databases:
+        if database == "postgresql":
+            bench.use_database(args.postgres_url or bench_postgres_url())
+            bench.ensure_index()
+        results[database] = evaluate(bench, queries, args, dense_checks=database == databases[0])
+        ids[database] = id_style_hits(bench.engine, bench.name, titles)
+        print(f"ID-style questions on {database}: hit@1, hit@5, of: {ids[database]}", flush=True)
+    if len(results) == 2:
+        print_parity(args.split, results, ids)
+    return 0
 
+
+def evaluate(bench: Bench, queries: dict[str, str], args, dense_checks: bool = True) -> list[tuple[str, float, float]]:
+    """Every row of the report for the bench's current lexical database; returns the nDCG rows.
+    ``dense_checks``: also measure HNSW recall (the same for every database, so measured once)."""
+    print(f"\n######## lexical index on {bench.database} ########", flush=True)
     tuned = tune(bench, queries, load_qrels(args.scifact, "train")) if args.tune else None
 
     qrels = load_qrels(args.scifact, args.split)
@@ -409,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
           f"exact_search_max {default.exact_search_max})")
     systems = [
         (f"dense (MiniLM, {search_kind})", replace(default, mode="dense")),
-        ("lexical (SQLite FTS5 BM25)", replace(default, mode="lexical")),
+        (f"lexical ({LEXICAL_LABEL[bench.database]})", replace(default, mode="lexical")),
         ("hybrid rrf k=60, candidate_k=100", replace(default, fusion="rrf", rrf_k=60, candidate_k=100)),
         ("hybrid weighted minmax w=0.5, candidate_k=100",
          replace(default, fusion="weighted", normalization="minmax", dense_weight=0.5, candidate_k=100)),
@@ -422,10 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== nDCG@10 on the {args.split} split ({len(qrels)} queries) ==", flush=True)
     rows = evaluate_systems(bench, queries, qrels, systems)
 
-    default_k = RetrievalSettings().candidate_k
-    recall = {k: ann_recall(bench, queries, list(qrels), k, RetrievalSettings().ef_search) for k in (10, default_k)}
-    print(f"\nHNSW (ef_search={RetrievalSettings().ef_search}) recall against exact search on this index: "
-          + ", ".join(f"recall@{k} {r:.4f}" for k, r in recall.items()))
+    if dense_checks:
+        default_k = RetrievalSettings().candidate_k
+        recall = {k: ann_recall(bench, queries, list(qrels), k, RetrievalSettings().ef_search)
+                  for k in (10, default_k)}
+        print(f"\nHNSW (ef_search={RetrievalSettings().ef_search}) recall against exact search on this index: "
+              + ", ".join(f"recall@{k} {r:.4f}" for k, r in recall.items()))
 
     lat = None
     if args.latency_queries:
@@ -448,9 +476,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine stage p50 (ms): {lat['stages_p50']}")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / f"retrieval-{args.split}-{bench.name}.json").write_text(json.dumps(
-        {"split": args.split, "rows": rows, "latency": lat, "index": bench.name}, indent=2))
-    return 0
+    suffix = "" if bench.database == "sqlite" else f"-{bench.database}"
+    (out / f"retrieval-{args.split}-{bench.name}{suffix}.json").write_text(json.dumps(
+        {"split": args.split, "rows": rows, "latency": lat, "index": bench.name, "database": bench.database},
+        indent=2))
+    return rows
 
 
 if __name__ == "__main__":

@@ -65,33 +65,8 @@ def safe_table_name(prefix: str, name: str, max_len: int = 63) -> str:
     return table
 
 
-# A small English stopword list: enough that "how do I reset the password" ranks on reset/password.
-STOPWORDS = frozenset({
-    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at", "be",
-    "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did",
-    "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
-    "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its",
-    "just", "me", "more", "most", "my", "no", "nor", "not", "of", "off", "on", "once", "only", "or",
-    "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than",
-    "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through",
-    "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
-    "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours"
-})
-MAX_QUERY_TERMS = 64
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def query_terms(text: str) -> list[str]:
-    """Lower-cased, de-duplicated word terms of free user text, stopwords removed.
-
-    Only ``\\w+`` runs survive, so quotes, parentheses, ``*``, ``-``, ``NEAR`` syntax and the like can
-    never reach a full-text query parser as operators. If every term is a stopword the unfiltered terms
-    are returned, so "to be or not to be" still searches for something.
-    """
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text or "")))
-    kept = [w for w in words if w not in STOPWORDS]
-    return (kept or words)[:MAX_QUERY_TERMS]
-
+# The tokenisation rules every lexical index shares (re-exported: callers import them from here).
+from knowledge.stores.lexical_terms import MAX_QUERY_TERMS, STOPWORDS, query_terms  # noqa: E402, F401
 
 _COMPARE = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
@@ -151,7 +126,8 @@ def json_dumps(value: Any) -> str:
 
 
 def make_lexical_index(engine, name: str) -> LexicalIndex:
-    """The lexical index for ``engine``'s database: FTS5 on SQLite, tsvector + GIN on PostgreSQL."""
+    """The lexical index for ``engine``'s database: FTS5 on SQLite, a BM25 postings table on PostgreSQL;
+    both index the terms of ``knowledge.stores.lexical_terms`` and rank them identically."""
     dialect = engine.dialect.name
     if dialect == "sqlite":
         from knowledge.stores.lexical_sqlite import SqliteFtsIndex

@@ -1,31 +1,39 @@
-"""Lexical index on PostgreSQL full-text search: a generated ``tsvector`` column with a GIN index.
+"""Lexical index on PostgreSQL, ranked with the same BM25 as SQLite FTS5's ``bm25()``.
 
-Ranking is ``ts_rank_cd`` (cover density: how many query terms occur and how close together), divided
-by 1 + log(document length) via normalisation flag 1. This is *not* BM25: PostgreSQL keeps no corpus
-statistics, so there is no inverse document frequency (a rare term weighs as much as a common one) and
-no term-frequency saturation. True BM25 needs an extension (pg_search, pg_textsearch) that a plain
-server does not have; for hybrid retrieval the ranks matter more than the raw scores, and rank fusion
-only uses ranks. Scores are therefore not comparable with the SQLite index's.
+The terms come from :mod:`knowledge.stores.lexical_terms`, the rules SQLite uses too, and are stored in a
+postings table (term, chunk, term frequency, chunk length); a one-row stats table keeps the chunk count,
+the total length and the tokenisation version. A query computes FTS5's formula exactly (k1 = 1.2,
+b = 0.75, idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, sum over the query terms), so both
+databases return the same chunks in the same order with the same scores. PostgreSQL's own full-text
+search was not used: its parsers split identifiers differently (``english`` made ``PRJ-0042`` into
+``prj`` + ``-0042``, unreachable from a query) and ``ts_rank`` has no inverse document frequency.
+
+Tables per index (54-character base + suffix, within PostgreSQL's 63-character identifiers): ``<b>_fts``
+(chunk_id, document_id, text, meta, length, seq), ``<b>_fts_p`` (postings), ``<b>_fts_s`` (stats). An index
+from before (``<b>_fts`` with a generated ``tsv`` column) or from another tokenisation version is
+re-tokenised from its stored text when first opened.
 """
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, bindparam
 from sqlalchemy import text as sql_text
 
-from knowledge.stores import (
-    chunk_metadata,
-    dedupe_chunks,
-    json_dumps,
-    query_terms,
-    safe_table_name,
-    where_to_sql,
-)
+from knowledge.stores import chunk_metadata, dedupe_chunks, json_dumps, safe_table_name, where_to_sql
+from knowledge.stores.lexical_terms import SCORE_DECIMALS, TERMS_VERSION, document_terms, query_terms
 from knowledge.types import Chunk, Hit, iter_batches
 
 _BATCH = 500
-_CONFIG = "english"  # Snowball English stemming and stopwords, both at index and at query time
+BM25_K1, BM25_B = 1.2, 0.75  # the values SQLite FTS5's bm25() fixes
+
+
+def bm25_idf(rows: int, hits: int) -> float:
+    """FTS5's inverse document frequency: a term in more than half the chunks still counts a little."""
+    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
+    return idf if idf > 0.0 else 1e-6
 
 
 def _no_nul(value):
@@ -38,83 +46,194 @@ def _no_nul(value):
 
 
 class PostgresFtsIndex:
-    """The :class:`~knowledge.types.LexicalIndex` protocol on one PostgreSQL table.
+    """The :class:`~knowledge.types.LexicalIndex` protocol on three PostgreSQL tables.
 
-    Hits have ``score = ts_rank_cd`` (higher is better) and the same flat metadata as the vector store.
-    Each method runs in its own ``engine.begin()`` transaction.
+    Hits have ``score`` = BM25 (higher is better), equal to the SQLite index's score for the same data,
+    and the same flat metadata as the vector store. Each method runs in its own ``engine.begin()``
+    transaction.
     """
 
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
         self.name = name
-        # Tables end in "_fts" and their indexes in "_tsv"/"_doc", so no index name can collide with another
-        # index's relations; 54 + 4 + 4 characters stays within PostgreSQL's 63-character identifiers.
+        # Every relation of an index ends in its own suffix (_fts, _fts_p, _fts_s, _fts_doc, _fts_pc,
+        # _fts_pk, _fts_pkey), so no index name can produce another index's relation.
         self.table = safe_table_name("lex", name, max_len=54) + "_fts"
+        self._post = f"{self.table}_p"
+        self._stats = f"{self.table}_s"
         self._ready = False
+
+    def _version(self, conn) -> int | None:
+        """The stored tokenisation version: None without a table, 0 for the tsvector layout."""
+        table, stats = conn.execute(sql_text("SELECT to_regclass(:t), to_regclass(:s)"),
+                                    {"t": self.table, "s": self._stats}).one()
+        if table is None:
+            return None
+        if stats is None:
+            return 0
+        return conn.execute(sql_text(f"SELECT version FROM {self._stats}")).scalar_one()
 
     def _ensure(self, conn) -> None:
         if self._ready:
             return
+        if self._version(conn) != TERMS_VERSION:
+            # One creator or rebuilder at a time per index; the others find the work done.
+            self._lock_for_write(conn)
+            version = self._version(conn)
+            if version is None:
+                self._create(conn)
+            elif version != TERMS_VERSION:
+                self._retokenise(conn, version)
+        self._ready = True
+
+    def _lock_for_write(self, conn) -> None:
+        """Writers of one index take turns (until commit): each write changes the one stats row, and
+        two multi-batch upserts of overlapping chunks would otherwise deadlock or collide on a chunk id."""
+        conn.execute(sql_text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": self.table})
+
+    def _create(self, conn) -> None:
         t = self.table
         conn.execute(sql_text(
-            f"CREATE TABLE IF NOT EXISTS {t} (chunk_id TEXT PRIMARY KEY, document_id TEXT NOT NULL,"
-            f" text TEXT NOT NULL, meta JSONB NOT NULL,"
-            f" tsv tsvector GENERATED ALWAYS AS (to_tsvector('{_CONFIG}', text)) STORED)"
-        ))
-        conn.execute(sql_text(f"CREATE INDEX IF NOT EXISTS {t}_tsv ON {t} USING GIN (tsv)"))
+            f"CREATE TABLE {t} (chunk_id TEXT PRIMARY KEY, document_id TEXT NOT NULL, text TEXT NOT NULL,"
+            " meta JSONB NOT NULL, length INTEGER NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY)"))
+        self._create_side_tables(conn)
+
+    def _create_side_tables(self, conn) -> None:
+        t = self.table
         conn.execute(sql_text(f"CREATE INDEX IF NOT EXISTS {t}_doc ON {t} (document_id)"))
-        self._ready = True
+        conn.execute(sql_text(
+            f"CREATE TABLE IF NOT EXISTS {self._post} (term TEXT NOT NULL, chunk_id TEXT NOT NULL,"
+            f" tf INTEGER NOT NULL, length INTEGER NOT NULL, CONSTRAINT {t}_pk PRIMARY KEY (term, chunk_id))"))
+        conn.execute(sql_text(f"CREATE INDEX IF NOT EXISTS {t}_pc ON {self._post} (chunk_id)"))
+        conn.execute(sql_text(f"CREATE TABLE IF NOT EXISTS {self._stats} (version INTEGER NOT NULL,"
+                              " chunks BIGINT NOT NULL, tokens BIGINT NOT NULL)"))
+        conn.execute(sql_text(f"DELETE FROM {self._stats}"))
+        conn.execute(sql_text(f"INSERT INTO {self._stats} VALUES (:v, 0, 0)"), {"v": TERMS_VERSION})
+
+    def _retokenise(self, conn, version: int) -> None:
+        """Make the postings of every stored chunk again with today's rules (the text is kept)."""
+        t = self.table
+        conn.execute(sql_text(f"LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE"))
+        if version == 0:  # the tsvector layout: its generated column and GIN index go
+            conn.execute(sql_text(
+                f"ALTER TABLE {t} DROP COLUMN IF EXISTS tsv, ADD COLUMN length INTEGER NOT NULL DEFAULT 0,"
+                " ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY"))
+        self._create_side_tables(conn)
+        conn.execute(sql_text(f"TRUNCATE {self._post}"))
+        last = 0
+        while True:
+            rows = conn.execute(sql_text(f"SELECT seq, chunk_id, text FROM {t} WHERE seq > :last"
+                                         " ORDER BY seq LIMIT :n"), {"last": last, "n": _BATCH}).all()
+            if not rows:
+                break
+            lengths = self._insert_postings(conn, [(r[1], r[2]) for r in rows])
+            conn.execute(sql_text(
+                f"UPDATE {t} SET length = u.length FROM unnest(CAST(:ids AS text[]), CAST(:lens AS int[]))"
+                f" AS u(chunk_id, length) WHERE {t}.chunk_id = u.chunk_id"),
+                {"ids": [r[1] for r in rows], "lens": lengths})
+            last = rows[-1][0]
+        conn.execute(sql_text(f"UPDATE {self._stats} SET chunks = (SELECT count(*) FROM {t}),"
+                              f" tokens = (SELECT coalesce(sum(length), 0) FROM {t})"))
+
+    def _insert_postings(self, conn, chunks: list[tuple[str, str]]) -> list[int]:
+        """Postings of (chunk_id, text) pairs, in one statement; returns each chunk's length in terms."""
+        terms, ids, tfs, lens, lengths = [], [], [], [], []
+        for chunk_id, text in chunks:
+            counts = Counter(document_terms(text))
+            length = sum(counts.values())
+            lengths.append(length)
+            for term, tf in counts.items():
+                terms.append(term)
+                ids.append(chunk_id)
+                tfs.append(tf)
+                lens.append(length)
+        if terms:
+            conn.execute(sql_text(
+                f"INSERT INTO {self._post} (term, chunk_id, tf, length) SELECT * FROM unnest("
+                "CAST(:terms AS text[]), CAST(:ids AS text[]), CAST(:tfs AS int[]), CAST(:lens AS int[]))"),
+                {"terms": terms, "ids": ids, "tfs": tfs, "lens": lens})
+        return lengths
+
+    def _delete_where(self, conn, column: str, values: list[str]) -> None:
+        """Delete the chunks whose ``column`` is in ``values`` with their postings; keeps the stats right."""
+        stmt = sql_text(f"DELETE FROM {self.table} WHERE {column} IN :v RETURNING chunk_id, length"
+                        ).bindparams(bindparam("v", expanding=True))
+        for batch in iter_batches(values, _BATCH):
+            gone = conn.execute(stmt, {"v": batch}).all()
+            if not gone:
+                continue
+            conn.execute(sql_text(f"DELETE FROM {self._post} WHERE chunk_id = ANY(CAST(:ids AS text[]))"),
+                         {"ids": [g[0] for g in gone]})
+            self._add_to_stats(conn, -len(gone), -sum(g[1] for g in gone))
+
+    def _add_to_stats(self, conn, chunks: int, tokens: int) -> None:
+        conn.execute(sql_text(f"UPDATE {self._stats} SET chunks = chunks + :c, tokens = tokens + :t"),
+                     {"c": chunks, "t": tokens})
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Insert chunks, replacing any existing rows with the same chunk ids."""
         chunks, _ = dedupe_chunks(list(chunks))
-        stmt = sql_text(
-            f"INSERT INTO {self.table} (chunk_id, document_id, text, meta)"
-            " VALUES (:id, :doc, :text, CAST(:meta AS jsonb)) ON CONFLICT (chunk_id) DO UPDATE"
-            " SET document_id = EXCLUDED.document_id, text = EXCLUDED.text, meta = EXCLUDED.meta"
-        )
+        insert = sql_text(
+            f"INSERT INTO {self.table} (chunk_id, document_id, text, meta, length)"
+            " SELECT i, d, x, CAST(m AS jsonb), n FROM unnest(CAST(:ids AS text[]), CAST(:docs AS text[]),"
+            " CAST(:texts AS text[]), CAST(:metas AS text[]), CAST(:lens AS int[])) WITH ORDINALITY"
+            " AS u(i, d, x, m, n, o) ORDER BY o")  # seq follows the batch's order, as SQLite's rowids do
         with self.engine.begin() as conn:
             self._ensure(conn)
+            self._lock_for_write(conn)
             for batch in iter_batches(chunks, _BATCH):
-                conn.execute(stmt, [{"id": c.id, "doc": c.document_id, "text": _no_nul(c.text),
-                                     "meta": json_dumps(_no_nul(chunk_metadata(c)))} for c in batch])
-
-    def _delete(self, column: str, values: Iterable[str]) -> None:
-        stmt = sql_text(f"DELETE FROM {self.table} WHERE {column} IN :v").bindparams(
-            bindparam("v", expanding=True))
-        with self.engine.begin() as conn:
-            self._ensure(conn)
-            for batch in iter_batches(dict.fromkeys(values), _BATCH):
-                conn.execute(stmt, {"v": batch})
+                self._delete_where(conn, "chunk_id", [c.id for c in batch])
+                texts = [_no_nul(c.text) for c in batch]
+                lengths = self._insert_postings(conn, [(c.id, x) for c, x in zip(batch, texts, strict=True)])
+                conn.execute(insert, {
+                    "ids": [c.id for c in batch], "docs": [c.document_id for c in batch], "texts": texts,
+                    "metas": [json_dumps(_no_nul(chunk_metadata(c))) for c in batch], "lens": lengths})
+                self._add_to_stats(conn, len(batch), sum(lengths))
 
     def delete_documents(self, document_ids: Iterable[str]) -> None:
         """Remove every chunk of the given documents."""
-        self._delete("document_id", document_ids)
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            self._lock_for_write(conn)
+            self._delete_where(conn, "document_id", list(dict.fromkeys(document_ids)))
 
     def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
         """Remove chunks by id; unknown ids are ignored."""
-        self._delete("chunk_id", chunk_ids)
+        with self.engine.begin() as conn:
+            self._ensure(conn)
+            self._lock_for_write(conn)
+            self._delete_where(conn, "chunk_id", list(dict.fromkeys(chunk_ids)))
 
     def query(self, text: str, k: int, where: dict | None = None) -> list[Hit]:
-        """The ``k`` best matches for free text (any OR of its non-stopword terms), best first.
+        """The ``k`` best BM25 matches for free text (any OR of its query terms), best first.
 
-        Terms are joined with " or " and parsed by ``websearch_to_tsquery``, which never raises on odd
-        input; terms are plain words already (see ``knowledge.stores.query_terms``), so no quote or minus
-        sign from the user reaches it as an operator.
+        Terms are bound as an array parameter, never parsed, so no user input can break the query.
+        ``where`` is a Chroma-style filter on the chunk metadata (see ``knowledge.stores.where_to_sql``).
         """
         terms = query_terms(text)
         if not terms or k <= 0:
             return []
-        params: dict = {"q": " or ".join(terms), "k": k}
-        cond = where_to_sql(where, "postgresql", params)
-        sql = (
-            f"SELECT chunk_id, text, meta, ts_rank_cd(tsv, q, 1) AS rank"
-            f" FROM {self.table}, websearch_to_tsquery('{_CONFIG}', :q) AS q"
-            f" WHERE tsv @@ q AND ({cond}) ORDER BY rank DESC, chunk_id LIMIT :k"
-        )
         with self.engine.begin() as conn:
             self._ensure(conn)
-            rows = conn.execute(sql_text(sql), params).all()
+            chunks, tokens = conn.execute(sql_text(f"SELECT chunks, tokens FROM {self._stats}")).one()
+            hits_of = dict(conn.execute(sql_text(
+                f"SELECT term, count(*) FROM {self._post} WHERE term = ANY(CAST(:terms AS text[]))"
+                " GROUP BY term"), {"terms": terms}).all())
+            found = [t for t in terms if hits_of.get(t)]
+            if not found:
+                return []
+            params: dict = {"terms": found, "idfs": [bm25_idf(chunks, hits_of[t]) for t in found], "k": k,
+                            "k1": BM25_K1, "b": BM25_B, "avgdl": tokens / chunks}
+            cond = where_to_sql(where, "postgresql", params)
+            # The same arithmetic, in the same order, as FTS5's fts5Bm25Function.
+            rows = conn.execute(sql_text(
+                "SELECT d.chunk_id, d.text, d.meta, s.score FROM (SELECT p.chunk_id, sum(q.idf * ("
+                "(p.tf * (:k1 + 1.0)) / (p.tf + :k1 * (1 - :b + :b * p.length / :avgdl)))) AS score"
+                f" FROM unnest(CAST(:terms AS text[]), CAST(:idfs AS float8[])) AS q(term, idf)"
+                f" JOIN {self._post} p ON p.term = q.term GROUP BY p.chunk_id) s"
+                f" JOIN {self.table} d ON d.chunk_id = s.chunk_id WHERE ({cond})"
+                f" ORDER BY round(CAST(s.score AS numeric), {SCORE_DECIMALS}) DESC, d.seq LIMIT :k"),
+                params).all()
         hits = []
         for rank, (chunk_id, body, meta, score) in enumerate(rows, start=1):
             hits.append(Hit(chunk_id=chunk_id, text=body, score=float(score), metadata=dict(meta),
@@ -125,10 +244,10 @@ class PostgresFtsIndex:
         """Number of chunks in the index."""
         with self.engine.begin() as conn:
             self._ensure(conn)
-            return int(conn.execute(sql_text(f"SELECT count(*) FROM {self.table}")).scalar_one())
+            return int(conn.execute(sql_text(f"SELECT chunks FROM {self._stats}")).scalar_one())
 
     def drop(self) -> None:
-        """Delete the index's table (a no-op if it does not exist)."""
+        """Delete the index's tables (a no-op if they do not exist)."""
         with self.engine.begin() as conn:
-            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self.table}"))
+            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self.table}, {self._post}, {self._stats}"))
         self._ready = False

@@ -1,9 +1,13 @@
-"""Lexical index on SQLite FTS5, ranked with BM25, in the database the caller's engine points at.
+"""Lexical index on SQLite FTS5, ranked with FTS5's BM25, in the database the caller's engine points at.
 
-Per index name there is one FTS5 table (``chunk_id``, ``document_id``, ``text``, ``meta`` as JSON; only
-``text`` is tokenised, with the Porter stemmer so "running" finds "runs") and one small ordinary table
-mapping chunk ids to FTS rowids. The map exists because FTS5 cannot index an UNINDEXED column: without
-it, every delete-by-id would scan the whole FTS table, making a sync quadratic in corpus size.
+Per index name there is one FTS5 table (``chunk_id``, ``document_id``, ``text``, ``meta`` as JSON, all
+stored but not indexed, and ``terms``: the text's terms from :mod:`knowledge.stores.lexical_terms`, joined
+by spaces and indexed with FTS5's ``ascii`` tokenizer, which keeps each of those terms whole). Terms are
+made in Python so that SQLite and PostgreSQL tokenise by the same rules (ids, numbers, hyphens, accents,
+stemming). A small ordinary table maps chunk ids to FTS rowids: FTS5 cannot index an UNINDEXED column, so
+without it every delete-by-id would scan the whole FTS table, making a sync quadratic in corpus size. A
+one-row ``_format`` table records the tokenisation version; an index written by an older version (or by
+the FTS5 ``porter unicode61`` tokenizer used before) is re-tokenised from its stored text when opened.
 """
 from __future__ import annotations
 
@@ -13,17 +17,16 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Engine, bindparam
 from sqlalchemy import text as sql_text
 
-from knowledge.stores import (
-    chunk_metadata,
-    dedupe_chunks,
-    json_dumps,
-    query_terms,
-    safe_table_name,
-    where_to_sql,
-)
+from knowledge.stores import chunk_metadata, dedupe_chunks, json_dumps, safe_table_name, where_to_sql
+from knowledge.stores.lexical_terms import SCORE_DECIMALS, TERMS_VERSION, document_terms, query_terms
 from knowledge.types import Chunk, Hit, iter_batches
 
 _BATCH = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+
+
+def _fts_schema(table: str) -> str:
+    return (f"CREATE VIRTUAL TABLE {table} USING fts5(chunk_id UNINDEXED, document_id UNINDEXED,"
+            " text UNINDEXED, meta UNINDEXED, terms, tokenize='ascii')")
 
 
 class SqliteFtsIndex:
@@ -40,21 +43,60 @@ class SqliteFtsIndex:
         # other index name can produce a table that collides with them or with the id map.
         self.table = safe_table_name("lex", name) + "_fts"
         self._ids = f"{self.table}_ids"
+        self._format = f"{self.table}_format"
         self._ready = False
+
+    def _version(self, conn) -> int | None:
+        """The stored tokenisation version: None without a table, 0 for the FTS5-tokenised layout."""
+        names = set(conn.execute(sql_text("SELECT name FROM sqlite_master WHERE name IN (:t, :f)"),
+                                 {"t": self.table, "f": self._format}).scalars())
+        if self.table not in names:
+            return None
+        if self._format not in names:
+            return 0
+        return conn.execute(sql_text(f"SELECT max(version) FROM {self._format}")).scalar_one()
 
     def _ensure(self, conn) -> None:
         if self._ready:
             return
-        conn.execute(sql_text(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.table} USING fts5("
-            "chunk_id UNINDEXED, document_id UNINDEXED, text, meta UNINDEXED, tokenize='porter unicode61')"
-        ))
+        if self._version(conn) != TERMS_VERSION:
+            # Take the write lock before looking again, so two processes never both create or rebuild.
+            if not conn.connection.dbapi_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            version = self._version(conn)
+            if version is None:
+                conn.execute(sql_text(_fts_schema(self.table)))
+            elif version != TERMS_VERSION:
+                self._retokenise(conn)
+            conn.execute(sql_text(f"CREATE TABLE IF NOT EXISTS {self._format} (version INTEGER NOT NULL)"))
+            conn.execute(sql_text(f"DELETE FROM {self._format}"))
+            conn.execute(sql_text(f"INSERT INTO {self._format} (version) VALUES (:v)"), {"v": TERMS_VERSION})
         conn.execute(sql_text(
             f"CREATE TABLE IF NOT EXISTS {self._ids} (rowid INTEGER PRIMARY KEY,"
             " chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL)"
         ))
         conn.execute(sql_text(f"CREATE INDEX IF NOT EXISTS {self._ids}_doc ON {self._ids} (document_id)"))
         self._ready = True
+
+    def _retokenise(self, conn) -> None:
+        """Rewrite the FTS table with today's terms, from the text it stores (same rowids)."""
+        new = f"{self.table}_rebuild"
+        conn.execute(sql_text(f"DROP TABLE IF EXISTS {new}"))
+        conn.execute(sql_text(_fts_schema(new)))
+        last = -1
+        while True:
+            rows = conn.execute(sql_text(
+                f"SELECT rowid, chunk_id, document_id, text, meta FROM {self.table}"
+                " WHERE rowid > :last ORDER BY rowid LIMIT :n"), {"last": last, "n": _BATCH}).all()
+            if not rows:
+                break
+            conn.execute(sql_text(f"INSERT INTO {new} (rowid, chunk_id, document_id, text, meta, terms)"
+                                  " VALUES (:rowid, :id, :doc, :text, :meta, :terms)"),
+                         [{"rowid": r[0], "id": r[1], "doc": r[2], "text": r[3], "meta": r[4],
+                           "terms": " ".join(document_terms(r[3]))} for r in rows])
+            last = rows[-1][0]
+        conn.execute(sql_text(f"DROP TABLE {self.table}"))
+        conn.execute(sql_text(f"ALTER TABLE {new} RENAME TO {self.table}"))
 
     def _delete(self, conn, column: str, values: list[str]) -> None:
         """Delete the rows whose ``column`` (chunk_id or document_id) is in ``values``, via the id map."""
@@ -81,10 +123,11 @@ class SqliteFtsIndex:
                     .bindparams(bindparam("ids", expanding=True)), {"ids": ids}
                 ).all())
                 conn.execute(
-                    sql_text(f"INSERT INTO {self.table} (rowid, chunk_id, document_id, text, meta)"
-                         " VALUES (:rowid, :id, :doc, :text, :meta)"),
+                    sql_text(f"INSERT INTO {self.table} (rowid, chunk_id, document_id, text, meta, terms)"
+                             " VALUES (:rowid, :id, :doc, :text, :meta, :terms)"),
                     [{"rowid": rowids[c.id], "id": c.id, "doc": c.document_id, "text": c.text,
-                      "meta": json_dumps(chunk_metadata(c))} for c in batch],
+                      "meta": json_dumps(chunk_metadata(c)), "terms": " ".join(document_terms(c.text))}
+                     for c in batch],
                 )
 
     def delete_documents(self, document_ids: Iterable[str]) -> None:
@@ -100,10 +143,11 @@ class SqliteFtsIndex:
             self._delete(conn, "chunk_id", list(dict.fromkeys(chunk_ids)))
 
     def query(self, text: str, k: int, where: dict | None = None) -> list[Hit]:
-        """The ``k`` best BM25 matches for free text (any OR of its non-stopword terms), best first.
+        """The ``k`` best BM25 matches for free text (any OR of its query terms), best first.
 
-        The text is reduced to quoted word terms, so no user input can cause an FTS5 syntax error.
-        ``where`` is a Chroma-style filter on the chunk metadata (see ``knowledge.stores.where_to_sql``).
+        Terms contain only letters, digits and marks (see ``lexical_terms``) and are quoted, so no user
+        input can cause an FTS5 syntax error. ``where`` is a Chroma-style filter on the chunk metadata
+        (see ``knowledge.stores.where_to_sql``).
         """
         terms = query_terms(text)
         if not terms or k <= 0:
@@ -111,7 +155,8 @@ class SqliteFtsIndex:
         params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k}
         cond = where_to_sql(where, "sqlite", params)
         sql = (f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
-               f" WHERE {self.table} MATCH :match AND ({cond}) ORDER BY rank, rowid LIMIT :k")
+               f" WHERE {self.table} MATCH :match AND ({cond})"
+               f" ORDER BY round(rank, {SCORE_DECIMALS}), rowid LIMIT :k")
         with self.engine.begin() as conn:
             self._ensure(conn)
             rows = conn.execute(sql_text(sql), params).all()
@@ -131,6 +176,6 @@ class SqliteFtsIndex:
     def drop(self) -> None:
         """Delete the index's tables (a no-op if they do not exist)."""
         with self.engine.begin() as conn:
-            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self.table}"))
-            conn.execute(sql_text(f"DROP TABLE IF EXISTS {self._ids}"))
+            for table in (self.table, self._ids, self._format, f"{self.table}_rebuild"):
+                conn.execute(sql_text(f"DROP TABLE IF EXISTS {table}"))
         self._ready = False

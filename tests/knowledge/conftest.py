@@ -1,4 +1,5 @@
-"""Fixtures for the ingestion engine tests: real sample PDFs and PDFs derived from them."""
+"""Fixtures for the ingestion engine tests (real sample PDFs and PDFs derived from them) and the lexical
+index suites (one real database engine per implementation)."""
 from __future__ import annotations
 
 import io
@@ -7,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
+from sqlalchemy import create_engine
+
+from knowledge.stores import make_lexical_index
+from tests.knowledge.store_suite import POSTGRES_URL, unique_name
 
 PDF_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "pdf"
 
@@ -64,3 +69,23 @@ def pdf_with_blank_page(pdf_bytes) -> bytes:
     writer.add_blank_page(width=612, height=792)
     writer.add_page(reader.pages[2])
     return _write(writer)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def lexical_engine(request, tmp_path_factory):
+    """A real database for lexical indexes: SQLite always, PostgreSQL in the `postgres` pass."""
+    if request.param == "postgresql":
+        assert POSTGRES_URL, "MAGNET_TEST_POSTGRES_URL is not set: run with -m 'not postgres'"
+        engine = create_engine(POSTGRES_URL)
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('lexical') / 'magnet.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def index(lexical_engine):
+    """An empty lexical index of the engine's dialect, dropped afterwards."""
+    idx = make_lexical_index(lexical_engine, unique_name("lex"))
+    yield idx
+    idx.drop()

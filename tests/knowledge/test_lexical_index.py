@@ -1,33 +1,17 @@
 """One LexicalIndex suite, run against every implementation: SQLite FTS5 always, PostgreSQL when
-MAGNET_TEST_POSTGRES_URL points at a real server (the `postgres` parameter is deselected otherwise)."""
+MAGNET_TEST_POSTGRES_URL points at a real server (the `postgres` parameter is deselected otherwise).
+The `lexical_engine` and `index` fixtures live in tests/knowledge/conftest.py; test_lexical_parity.py
+holds the tokenisation and ranking cases that must come out the same on both."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from knowledge.stores import make_lexical_index, query_terms, safe_table_name
 from knowledge.stores.lexical_postgres import PostgresFtsIndex
 from knowledge.stores.lexical_sqlite import SqliteFtsIndex
 from knowledge.types import LexicalIndex
-from tests.knowledge.store_suite import CORPUS, HOSTILE_QUERIES, POSTGRES_URL, make_chunk, unique_name
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def lexical_engine(request, tmp_path_factory):
-    if request.param == "postgresql":
-        assert POSTGRES_URL, "MAGNET_TEST_POSTGRES_URL is not set: run with -m 'not postgres'"
-        engine = create_engine(POSTGRES_URL)
-    else:
-        engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('lexical') / 'magnet.db'}")
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def index(lexical_engine):
-    idx = make_lexical_index(lexical_engine, unique_name("lex"))
-    yield idx
-    idx.drop()
+from tests.knowledge.store_suite import CORPUS, HOSTILE_QUERIES, make_chunk, unique_name
 
 
 @pytest.fixture
