@@ -66,10 +66,6 @@ class Config:
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
 
-    @property
-    def uploads_dir(self) -> Path:
-        return self.data_dir / "uploads"
-
     def resolved_secret_key(self) -> str:
         """The secret that encrypts provider keys; generated once and kept in the data dir if unset."""
         if self.secret_key:

@@ -29,6 +29,7 @@ from app.models.knowledge import (
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
+from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
     "LlmModel",
     "PromptTemplate",
     "PromptTemplateVersion",
+    "Blob",
+    "SourceUpload",
     "UsageRecord",
     "utcnow",
 ]

@@ -49,11 +49,15 @@ def _url_guard():
 
 
 def connector_for(source: KnowledgeSource):
+    from app.services.uploads import upload_listing
+
     settings = {k: v for k, v in (source.configuration or {}).items() if k not in MAGNET_KEYS}
     if source.type == "directory":
         # List every file, so the sync can report unsupported ones as skipped, with the reason.
         settings.setdefault("only_supported", False)
-    return make_connector(source.type, settings, workdir=_workdir(source.id), allow_url=_url_guard())
+    uploads = upload_listing(source.id) if source.type == "file" else None
+    return make_connector(source.type, settings, workdir=_workdir(source.id), allow_url=_url_guard(),
+                          uploads=uploads)
 
 
 def validate_configuration(source_type: str, configuration: dict) -> dict:

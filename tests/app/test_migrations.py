@@ -27,6 +27,7 @@ def test_upgrade_downgrade_upgrade_on_a_fresh_database(tmp_path):
         downgrade(revision="base")
         upgrade()
         names = set(db.inspect(db.engine).get_table_names())
-        assert {"api_keys", "llm_models", "prompt_templates", "agents", "api_tools", "usage_records"} <= names
+        assert {"api_keys", "llm_models", "prompt_templates", "agents", "api_tools", "usage_records",
+                "blobs", "source_uploads"} <= names
         assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"
         assert db.session.execute(db.text("PRAGMA foreign_keys")).scalar() == 1
