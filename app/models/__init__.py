@@ -10,6 +10,7 @@ from app.models.conversation import (
     Integration,
     Message,
 )
+from app.models.embedding_cache import EMBEDDING_CACHE
 from app.models.evaluation import (
     EVALUATION_TYPES,
     Evaluation,
@@ -68,6 +69,7 @@ __all__ = [
     "PromptTemplate",
     "PromptTemplateVersion",
     "Blob",
+    "EMBEDDING_CACHE",
     "SourceUpload",
     "UsageRecord",
     "utcnow",

@@ -1,4 +1,4 @@
-"""shared state: uploaded bytes in the database (blobs, source_uploads)
+"""shared state: uploaded bytes in the database (blobs, source_uploads); the shared embedding cache
 
 Reviewed: uploads were files in the data dir of the web node that received them; now the bytes are
 content-addressed blobs (bytea on PostgreSQL, BLOB on SQLite) and each file source names its uploads.
@@ -7,6 +7,9 @@ which is what makes garbage collection safe against a concurrent upload of the s
 The files already on disk are not read here: every node imports its own data dir's uploads when
 `magnet serve` or `magnet worker` starts, and a file source's sync imports them first (see
 app/services/legacy_uploads.py), because several nodes may each hold some of them.
+embedding_cache is knowledge.embedders.sql_cache's table: the embedding cache every node shares when the
+database is PostgreSQL (it starts empty: the per-node SQLite cache files are not imported, they only
+save time).
 
 Revision ID: 0006_shared_state
 Revises: 0005_conversations
@@ -45,8 +48,17 @@ def upgrade():
     with op.batch_alter_table('source_uploads', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_source_uploads_blob_sha256'), ['blob_sha256'], unique=False)
 
+    op.create_table('embedding_cache',
+    sa.Column('model', sa.String(length=300), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('dim', sa.Integer(), nullable=False),
+    sa.Column('vector', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('model', 'hash', name=op.f('pk_embedding_cache'))
+    )
+
 
 def downgrade():
+    op.drop_table('embedding_cache')
     with op.batch_alter_table('source_uploads', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_source_uploads_blob_sha256'))
 

@@ -84,6 +84,16 @@ def test_an_upload_to_one_node_is_synced_by_a_worker_with_another_data_dir(app, 
         run_sync(res.json["data"]["sync"]["id"])
     run = api.get(f"/api/knowledge-sources/{source['id']}/syncs/{res.json['data']['sync']['id']}").json["data"]
     assert run["counts"] == {"added": 1, "updated": 0, "unchanged": 1, "deleted": 0, "failed": 0}, run
+    if database_url.startswith("postgresql"):
+        # On PostgreSQL the embedding cache is shared too: each node sees what the other embedded.
+        from app.services.engine import embedding_cache
+        from knowledge.embedders.sql_cache import SqlEmbeddingCache
+
+        for node in (web, worker):
+            with node.app_context():
+                cache = embedding_cache()
+                assert isinstance(cache, SqlEmbeddingCache)
+                assert cache.count() == 2  # one chunk each, embedded once each, on different nodes
     for node in (web, worker):
         with node.app_context():
             from app.extensions import db
