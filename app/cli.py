@@ -69,13 +69,19 @@ def serve_command(host: str, port: int, workers: int, threads: int):
 def _move_local_state_to_shared_store() -> None:
     """Uploads an older Magnet kept in this node's data dir go to the shared upload store (every node does
     this for its own data dir on start), and blobs a dead process left unnamed are collected."""
+    from app.extensions import db
     from app.services.legacy_uploads import import_local_uploads
     from app.services.uploads import collect_all_garbage
 
-    imported = import_local_uploads()
+    try:
+        imported = import_local_uploads()
+        collect_all_garbage()
+    except Exception:  # e.g. a database not upgraded yet: the files stay, and the next start tries again
+        db.session.rollback()
+        log.exception("moving this node's uploads into the shared store failed; run `magnet db upgrade`?")
+        return
     if imported:
         click.echo(f"Moved {sum(imported.values())} uploads from this node's data dir into the shared store.")
-    collect_all_garbage()
 
 
 DEMO_QUERY = "Which role can create API keys?"

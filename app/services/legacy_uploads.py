@@ -9,6 +9,7 @@ the newer one wins, as a later upload replaces an earlier one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -69,7 +70,8 @@ def _import_folder(source_id: str, folder: Path) -> int:
         if current is None or current.uploaded_at < modified:
             store_upload(source_id, name, data, uploaded_at=modified)  # committed before the file goes
             count += 1
-        (folder / item.external_id).unlink()
+        # missing_ok: `magnet serve` and `magnet worker` sharing this data dir may both be importing it.
+        (folder / item.external_id).unlink(missing_ok=True)
         (folder / key / f".{name}.part").unlink(missing_ok=True)  # an upload that never finished
         _remove_if_empty(folder / key)
     _remove_if_empty(folder)
@@ -77,5 +79,5 @@ def _import_folder(source_id: str, folder: Path) -> int:
 
 
 def _remove_if_empty(folder: Path) -> None:
-    if not any(folder.iterdir()):
+    with contextlib.suppress(OSError):  # not empty (or already gone): left as it is
         folder.rmdir()
