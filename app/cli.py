@@ -42,6 +42,7 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     from app.services.llm_models import ensure_builtin_models
 
     ensure_builtin_models()
+    _move_local_state_to_shared_store()
     config = current_app.extensions["magnet.config"]
     key_file = config.data_dir / "admin-key.txt"
     bootstrap = ensure_bootstrap_admin_key(key_file)
@@ -68,6 +69,24 @@ def serve_command(host: str, port: int, workers: int, threads: int):
             "Chroma server (and run background jobs with `magnet worker`)."
         )
     _run_gunicorn(app, host, port, workers, threads, with_jobs=workers == 1)
+
+
+def _move_local_state_to_shared_store() -> None:
+    """Uploads an older Magnet kept in this node's data dir go to the shared upload store (every node does
+    this for its own data dir on start), and blobs a dead process left unnamed are collected."""
+    from app.extensions import db
+    from app.services.legacy_uploads import import_local_uploads
+    from app.services.uploads import collect_all_garbage
+
+    try:
+        imported = import_local_uploads()
+        collect_all_garbage()
+    except Exception:  # e.g. a database not upgraded yet: the files stay, and the next start tries again
+        db.session.rollback()
+        log.exception("moving this node's uploads into the shared store failed; run `magnet db upgrade`?")
+        return
+    if imported:
+        click.echo(f"Moved {sum(imported.values())} uploads from this node's data dir into the shared store.")
 
 
 DEMO_QUERY = "Which role can create API keys?"
@@ -159,6 +178,7 @@ def worker_command(workers: int):
     """Run background jobs (syncs, index builds, schedules) in the foreground; any number may share Redis."""
     from app.jobs import run_consumer_forever
 
+    _move_local_state_to_shared_store()
     run_consumer_forever(current_app._get_current_object(), workers)
 
 

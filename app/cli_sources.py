@@ -113,6 +113,21 @@ def sources_status(source_id):
         _print_run(db.session.get(SyncRun, source.last_sync_id))
 
 
+@sources_group.command("import-uploads")
+@with_appcontext
+def sources_import_uploads():
+    """Move the uploads an older Magnet kept in this node's data dir into the shared upload store, and sync
+    the sources that got any. Run it once on every node after upgrading, unless the node runs `magnet serve`
+    or `magnet worker` (they do it when they start); running it again imports nothing twice."""
+    from app.services.legacy_uploads import import_local_uploads
+
+    imported = import_local_uploads()
+    for source_id, count in imported.items():
+        click.echo(f"{source_id}: {count} uploads moved to the shared store; a sync is queued")
+    if not imported:
+        click.echo("No uploads in this node's data dir: nothing to move.")
+
+
 @click.command("ingest")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", default=None, help="source name (default: the folder's name)")

@@ -97,10 +97,6 @@ class Config:
         return self.data_dir / "chroma"
 
     @property
-    def uploads_dir(self) -> Path:
-        return self.data_dir / "uploads"
-
-    @property
     def sqlite_path(self) -> Path | None:
         """The SQLite database file, when the database is SQLite on a file."""
         url = self.sqlalchemy_url

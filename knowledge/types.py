@@ -154,6 +154,23 @@ class TokenCounting(Protocol):
 
 
 @runtime_checkable
+class VectorCache(Protocol):
+    """Embedding vectors kept by (model name, content hash), so unchanged text is never embedded twice.
+
+    Implementations: a SQLite file (knowledge.embedders.cache, one machine) and a table in a database
+    every node reaches (knowledge.embedders.sql_cache). Vectors come back as float32 numpy arrays.
+    """
+
+    def get_many(self, model: str, hashes: Iterable[str]) -> dict[str, Any]: ...
+
+    def put_many(self, model: str, items: Iterable[tuple[str, Sequence[float]]]) -> None: ...
+
+    def count(self, model: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class VectorStore(Protocol):
     """One collection of chunk vectors (one per index), cosine space."""
 

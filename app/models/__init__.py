@@ -10,6 +10,7 @@ from app.models.conversation import (
     Integration,
     Message,
 )
+from app.models.embedding_cache import EMBEDDING_CACHE
 from app.models.evaluation import (
     EVALUATION_TYPES,
     Evaluation,
@@ -29,6 +30,7 @@ from app.models.knowledge import (
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
+from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 
 __all__ = [
@@ -66,6 +68,9 @@ __all__ = [
     "LlmModel",
     "PromptTemplate",
     "PromptTemplateVersion",
+    "Blob",
+    "EMBEDDING_CACHE",
+    "SourceUpload",
     "UsageRecord",
     "utcnow",
 ]

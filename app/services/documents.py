@@ -1,12 +1,11 @@
 """Documents of a knowledge source: uploads, listing, and deletion from every store."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import unicodedata
-from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
@@ -17,9 +16,10 @@ from app.models import Document, IndexedDocument
 from app.services import indexes as index_service
 from app.services.knowledge_sources import get_source
 from app.services.sources_config import allowed_file_types, max_file_size
+from app.services.uploads import collect_garbage, forget_upload, store_upload
 
 MAX_FILES_PER_UPLOAD = 100
-MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; the temporary name adds a few
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name (uploads were files once; names stay portable)
 _UNSAFE = re.compile(r"[^\w .()+,=@~-]+")
 
 
@@ -37,15 +37,12 @@ def safe_filename(original: str) -> str:
     return "" if name in ("", ".", "..") else name
 
 
-def uploads_dir(source_id: str) -> Path:
-    return current_app.extensions["magnet.config"].data_dir / "sources" / source_id / "uploads"
-
-
 def save_uploads(source_id: str, files: list[FileStorage]) -> list[dict]:
     """Store uploaded files for the next sync of a `file` source; returns one result per file.
 
-    Files are written to a temporary name and renamed, so a sync never reads half a file. A file with
-    the same name as an earlier upload replaces it (the sync then reports it as updated).
+    Each accepted file is committed to the shared upload store (app.services.uploads) on its own, whole
+    or not at all, so any node's sync reads it. A file with the same name as an earlier upload replaces
+    it (the sync then reports it as updated).
     """
     source = get_source(source_id)
     if source.type != "file":
@@ -73,23 +70,16 @@ def _save_one(source_id: str, upload: FileStorage, allowed: tuple[str, ...], lim
         return {**result, "error": {"code": "unsupported_type",
                                     "message": f"{extension or 'files without an extension'} not accepted here; "
                                                f"allowed: {', '.join(allowed)}"}}
-    folder = uploads_dir(source_id) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{name}.part"
-    size = 0
-    with open(partial, "wb") as out:
-        while chunk := upload.stream.read(1024 * 1024):
-            size += len(chunk)
-            if size > limit:
-                break
-            out.write(chunk)
-    if size > limit:
-        partial.unlink(missing_ok=True)
-        return {**result, "error": {"code": "too_large", "message": f"Larger than this source's limit of {limit} bytes."}}
+    buffer, size = io.BytesIO(), 0
+    while chunk := upload.stream.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return {**result, "error": {"code": "too_large",
+                                        "message": f"Larger than this source's limit of {limit} bytes."}}
+        buffer.write(chunk)
     if size == 0:
-        partial.unlink(missing_ok=True)
         return {**result, "error": {"code": "empty", "message": "The file is empty."}}
-    os.replace(partial, folder / name)
+    store_upload(source_id, name, buffer.getvalue())
     return {**result, "accepted": True, "external_id": f"{name}/{name}", "size_bytes": size}
 
 
@@ -109,7 +99,8 @@ def get_document(source_id: str, document_id: str) -> Document:
 
 
 def delete_document(source_id: str, document_id: str) -> None:
-    """Remove a document, its chunks and vectors from every index; an uploaded file is deleted too."""
+    """Remove a document, its chunks and vectors from every index; an uploaded file is deleted too (in the
+    same transaction, so a later sync can never bring it back)."""
     from app.services.sync import active_run
 
     document = get_document(source_id, document_id)
@@ -120,12 +111,9 @@ def delete_document(source_id: str, document_id: str) -> None:
     external_id = document.external_id
     db.session.execute(IndexedDocument.__table__.delete().where(IndexedDocument.document_id == document_id))
     db.session.delete(document)
+    released = forget_upload(source_id, external_id.split("/", 1)[-1]) if source.type == "file" else None
     db.session.commit()
     for target in targets:
         target.vectors.delete_documents([document_id])
         target.lexical.delete_documents([document_id])
-    if source.type == "file":
-        path = uploads_dir(source_id) / external_id
-        if path.parent.parent == uploads_dir(source_id):
-            path.unlink(missing_ok=True)
-            path.parent.rmdir() if not any(path.parent.iterdir()) else None
+    collect_garbage([released])

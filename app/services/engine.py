@@ -1,8 +1,9 @@
 """Builds the knowledge engine's objects (embedder, stores, chunker) for a Magnet index.
 
-Heavy objects are per process: the embedding model loads once (knowledge.embedders keeps it), the
-embedding cache is one SQLite file in the data dir shared by every index, so a text embedded for one
-index is never embedded again for another.
+Heavy objects are per process: the embedding model loads once (knowledge.embedders keeps it). The
+embedding cache is shared by every index, so a text embedded for one index is never embedded again for
+another: on PostgreSQL it is the `embedding_cache` table, shared by every node too; otherwise (one
+machine) a SQLite file in the data dir.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from app.vectordb import chroma_client
 from knowledge.chunkers import make_chunker
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder
+from knowledge.embedders.sql_cache import SqlEmbeddingCache
 from knowledge.pipeline import IndexTarget
 from knowledge.stores import make_lexical_index
 from knowledge.stores.chroma import ChromaVectorStore
+from knowledge.types import VectorCache
 
 _lock = threading.RLock()  # re-entrant: building an embedder builds the shared cache
 # The local MiniLM reads at most 256 word pieces; this is its limit in the chunker's tokens too.
@@ -37,9 +40,17 @@ def _shared(name: str, factory):
     return app.extensions[key]
 
 
-def embedding_cache() -> EmbeddingCache:
+def embedding_cache() -> VectorCache:
+    """The process's embedding cache: in the database when it is PostgreSQL (every node reaches it), else
+    a SQLite file in the data dir (the single-machine default; safe to lose)."""
     config = current_app.extensions["magnet.config"]
-    return _shared("embedding_cache", lambda: EmbeddingCache(config.data_dir / "embedding-cache.db"))
+
+    def build() -> VectorCache:
+        if db.engine.dialect.name == "postgresql":
+            return SqlEmbeddingCache(db.engine)  # the table is made by migration 0006_shared_state
+        return EmbeddingCache(config.data_dir / "embedding-cache.db")
+
+    return _shared("embedding_cache", build)
 
 
 def embedder_for(model: LlmModel) -> CachedEmbedder:

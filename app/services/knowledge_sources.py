@@ -100,19 +100,22 @@ def list_sources(args: dict) -> dict:
 
 
 def delete_source(source_id: str) -> None:
-    """Delete a source with its documents, indexes, vectors and stored files (409 while it syncs)."""
+    """Delete a source with its documents, indexes, vectors, uploads and working files (409 while it syncs)."""
     from app.services.sync import active_run
+    from app.services.uploads import blobs_of, collect_garbage
 
     source = get_source(source_id)
     if active_run(source.id):
         raise Conflict("The source is syncing; cancel the sync or wait for it to end.", code="sync_in_progress")
     targets = [index_service.target(index) for index in index_service.indexes_of(source)]
-    db.session.delete(source)
+    released = blobs_of(source.id)
+    db.session.delete(source)  # its uploads' rows go with it (ON DELETE CASCADE)
     db.session.commit()
-    # After the commit: the records are gone first, then their vectors and files.
+    # After the commit: the records are gone first, then their vectors, bytes and files.
     for target in targets:
         target.vectors.drop()
         target.lexical.drop()
+    collect_garbage(released)
     shutil.rmtree(current_app.extensions["magnet.config"].data_dir / "sources" / source_id, ignore_errors=True)
 
 

@@ -53,10 +53,10 @@ def _url_guard():
     return allow_url
 
 
-def _connector(source_type: str, settings: dict, source_id: str):
+def _connector(source_type: str, settings: dict, source_id: str, uploads=None):
     config = current_app.extensions["magnet.config"]
     return make_connector(source_type, settings, workdir=_workdir(source_id), allow_url=_url_guard(),
-                          roots=config.source_guard())
+                          roots=config.source_guard(), uploads=uploads)
 
 
 def needs_admin(source_type: str, configuration: dict | None) -> bool:
@@ -76,11 +76,14 @@ def needs_admin(source_type: str, configuration: dict | None) -> bool:
 
 
 def connector_for(source: KnowledgeSource):
+    from app.services.uploads import upload_listing
+
     settings = {k: v for k, v in (source.configuration or {}).items() if k not in MAGNET_KEYS}
     if source.type == "directory":
         # List every file, so the sync can report unsupported ones as skipped, with the reason.
         settings.setdefault("only_supported", False)
-    return _connector(source.type, settings, source.id)
+    uploads = upload_listing(source.id) if source.type == "file" else None
+    return _connector(source.type, settings, source.id, uploads=uploads)
 
 
 def validate_configuration(source_type: str, configuration: dict) -> dict:

@@ -1,9 +1,9 @@
 """Sync runs: start (202), cancel, and the background work that makes a source's indexes match it.
 
-Incremental by content hash: an unchanged document costs one read and one hash, no parsing or embedding.
-A changed document replaces its chunks in place (see knowledge.pipeline); a document that fails keeps
-whatever it had indexed before. Documents gone from the source are removed from SQL, Chroma and the
-lexical index, but only after a listing that completed: a half-listed source never deletes anything.
+Incremental by content hash: an unchanged document costs one read and one hash (an upload: no read), no
+parsing or embedding. A changed document replaces its chunks in place (see knowledge.pipeline); a document
+that fails keeps what it had indexed. Documents gone from the source are removed from SQL, Chroma and the
+lexical index only after a completed listing, never because this node cannot see the source (sync_guards).
 No transaction is held open while embedding or writing to the stores.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from app.models import (
     utcnow,
 )
 from app.services import indexes as index_service
+from app.services import sync_guards
 from app.services.leases import Lease, abandoned_lease
 from app.services.sources_config import connector_for, hide_server_paths, max_file_size
 from app.services.usage import record_writer_embeddings
@@ -302,11 +303,15 @@ class _SourceSync:
         self._last_progress = 0.0
 
     def execute(self) -> None:
+        if self.source.type == "file":
+            sync_guards.import_local_uploads(self.source_id, self.run_id)
         connector = connector_for(self.source)
         items = connector.run()
         if self.source.type != "web":  # listings are cheap: know the total up front for progress
             items = list(items)
             self.run.documents_total = len(items)
+            if not items and self.known and self.source.type in ("directory", "git"):
+                raise IngestError("source_unreachable", sync_guards.listed_nothing(self.source, len(self.known)))
         seen: set[str] = set()
         for item in items:
             self._checkpoint()
@@ -327,6 +332,10 @@ class _SourceSync:
     def _sync_item(self, item: SourceItem) -> bool:
         """Bring one document up to date; False when the source says it no longer exists."""
         known = self.known.get(item.external_id)
+        listed = item.metadata.get("sha256")  # the upload store knows it: no need to read the bytes
+        if known is not None and listed and known.content_hash == listed and self._current_everywhere(known, listed):
+            self.run.unchanged += 1
+            return True
         try:
             get_loader(item.name, item.mime_type)  # unknown types are skipped before any read
             data = read_item(item, self.max_bytes)
@@ -464,6 +473,10 @@ class _SourceSync:
     def _delete_missing(self, seen: set[str]) -> None:
         gone = [row.id for external_id, row in self.known.items() if external_id not in seen]
         if not gone:
+            return
+        if self.source.type == "file":  # its documents leave with their upload, not with a listing
+            missing = [row for external_id, row in self.known.items() if external_id not in seen]
+            sync_guards.keep_unlisted_uploads(self.run, missing, MAX_ERRORS_KEPT)
             return
         for writer in self.writers:
             writer.remove_documents(gone)

@@ -9,19 +9,19 @@ stored type and configuration.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from knowledge.connectors.directory import DirectoryConnector
 from knowledge.connectors.git import GitConnector
 from knowledge.connectors.roots import PathRefused, SourceRoots
-from knowledge.connectors.uploads import UploadsConnector
+from knowledge.connectors.uploads import StoredUpload, UploadsConnector
 from knowledge.connectors.web import WebConnector
 from knowledge.types import SourceItem
 
 __all__ = ["CONNECTOR_TYPES", "Connector", "DirectoryConnector", "GitConnector", "PathRefused", "SourceRoots",
-           "UploadsConnector", "WebConnector", "make_connector"]
+           "StoredUpload", "UploadsConnector", "WebConnector", "make_connector"]
 
 CONNECTOR_TYPES = ("directory", "file", "web", "git")
 
@@ -33,11 +33,13 @@ class Connector(Protocol):
 
 
 def make_connector(type: str, configuration: dict[str, Any] | None, *, workdir: Path,
-                   allow_url: Callable[[str], Any] | None = None, roots: SourceRoots | None = None) -> Connector:
+                   allow_url: Callable[[str], Any] | None = None, roots: SourceRoots | None = None,
+                   uploads: Callable[[], Iterable[StoredUpload]] | None = None) -> Connector:
     """Build the connector for a source of ``type`` from its stored ``configuration``.
 
-    ``workdir`` is the source's own folder: a ``file`` source reads uploads from ``workdir/"uploads"``
-    and a ``git`` source keeps its checkout in ``workdir/"git"``. ``allow_url`` (the app's outbound
+    ``workdir`` is the source's own working folder: a ``git`` source keeps its checkout in ``workdir/"git"``
+    (a cache: any node can clone again). A ``file`` source lists ``uploads``, the application's listing of
+    its uploaded files (see UploadsConnector); without one, its run fails. ``allow_url`` (the app's outbound
     policy: refuse by returning False or raising) guards every URL a ``web`` or http(s) ``git`` source
     fetches (and every ssh one), and ``roots`` (the app's source roots) every local folder a ``directory``
     or local-path ``git`` source reads. Raises ValueError for an unknown type, unknown or missing
@@ -52,7 +54,7 @@ def make_connector(type: str, configuration: dict[str, Any] | None, *, workdir: 
     if type == "directory":
         cls, supplied = DirectoryConnector, {"roots": roots}
     elif type == "file":
-        cls, supplied = UploadsConnector, {"folder": workdir / "uploads"}
+        cls, supplied = UploadsConnector, {"listing": uploads}
     elif type == "web":
         cls, supplied = WebConnector, {"allow_url": allow_url}
     elif type == "git":

@@ -1,41 +1,54 @@
 """Uploads connector: the files users uploaded to a Magnet "file" source.
 
-Magnet stores each upload as ``<folder>/<document_key>/<original filename>``; anything else in the folder
-(stray top-level files, deeper nesting, hidden temporary files of an upload in progress) is not listed.
+The bytes live wherever the application keeps them (Magnet: its database, reachable from every node), so
+this connector reads nothing itself: it is given ``listing``, a callable returning the source's uploads
+as :class:`StoredUpload` entries, each with a callable that reads its bytes. The engine stays free of the
+application and of any database.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
+import mimetypes
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
-from knowledge.connectors.directory import DirectoryConnector
 from knowledge.types import IngestError, SourceItem
 
 
-class UploadsConnector:
-    """Lists uploaded files; ``external_id`` is ``<document_key>/<filename>``, ``name`` the original filename."""
+@dataclass(frozen=True)
+class StoredUpload:
+    """One uploaded file as the upload store knows it. ``read()`` returns its bytes, or raises IngestError
+    (``fetch_failed``) when they cannot be read."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
-        if not isinstance(folder, str | os.PathLike) or not str(folder).strip():
-            raise ValueError(f"folder: expected the uploads folder path, got {folder!r}")
-        self.folder = Path(folder)
-        # Uploads were accepted by the app, so an unknown type is reported by the parser, not hidden here.
-        self._lister = DirectoryConnector(self.folder, include=("*/*",), only_supported=False)
+    name: str
+    size: int
+    sha256: str
+    read: Callable[[], bytes]
+    uploaded_at: datetime | None = None
+
+
+def _no_listing() -> Iterable[StoredUpload]:
+    raise IngestError("source_unreachable", "No upload store was given to read this file source from")
+
+
+class UploadsConnector:
+    """Lists uploaded files; ``external_id`` is ``<name>/<name>`` (the layout every Magnet version used, so
+    documents keep their ids), ``name`` the stored filename, ``metadata["document_key"]`` the name.
+
+    ``listing`` is authoritative: an empty list means nothing is uploaded (a new source syncs to nothing).
+    A store that cannot be read must raise IngestError ``source_unreachable``, never return an empty list.
+    """
+
+    def __init__(self, listing: Callable[[], Iterable[StoredUpload]] | None = None) -> None:
+        if listing is not None and not callable(listing):
+            raise ValueError(f"listing: expected a callable returning the uploads, got {listing!r}")
+        self.listing = listing or _no_listing
 
     def run(self) -> Iterator[SourceItem]:
-        """Stream the uploaded files in sorted order, each with ``metadata["document_key"]``.
-
-        A missing folder inside an existing parent means nothing has been uploaded yet; a missing parent
-        too (an unmounted data volume, say) is ``source_unreachable``, so it is never mistaken for
-        "every upload was deleted".
-        """
-        if not self.folder.exists():
-            if self.folder.parent.is_dir():
-                return
-            raise IngestError("source_unreachable", f"The uploads folder {self.folder} does not exist",
-                              path=str(self.folder))
-        for item in self._lister.run():
-            key = item.external_id.split("/", 1)[0]
-            yield replace(item, metadata={**item.metadata, "document_key": key})
+        """Stream the uploaded files in name order."""
+        for upload in sorted(self.listing(), key=lambda u: u.name):
+            metadata = {"document_key": upload.name, "sha256": upload.sha256}
+            if upload.uploaded_at is not None:
+                metadata["uploaded_at"] = upload.uploaded_at.isoformat().replace("+00:00", "Z")
+            yield SourceItem(external_id=f"{upload.name}/{upload.name}", name=upload.name, read=upload.read,
+                             size=upload.size, mime_type=mimetypes.guess_type(upload.name)[0], metadata=metadata)

@@ -1,8 +1,10 @@
 """Persistent embedding cache: unchanged text is never embedded twice, across syncs and indexes.
 
-Vectors are keyed by (model name, sha256 of the text) in a SQLite file of their own, separate from the
-application database, so the cache can be shared by every index using the same model and deleted at any
-time without losing anything but time.
+Vectors are keyed by (model name, sha256 of the text). ``EmbeddingCache`` keeps them in a SQLite file of
+its own, separate from the application database, so the cache can be shared by every index using the same
+model and deleted at any time without losing anything but time; it serves one machine. Several machines
+share ``knowledge.embedders.sql_cache.SqlEmbeddingCache`` instead; ``CachedEmbedder`` takes either
+(the :class:`~knowledge.types.VectorCache` protocol).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.embedders.usage import count_input_tokens
-from knowledge.types import ModelUsage, iter_batches
+from knowledge.types import ModelUsage, VectorCache, iter_batches
 
 # Well below SQLite's bound-parameter limit (32766 since 3.32, 999 before).
 _LOOKUP_BATCH = 500
@@ -108,7 +110,7 @@ class CachedEmbedder:
     The cache key is the wrapped embedder's ``name``, so distinct models must have distinct names.
     """
 
-    def __init__(self, embedder, cache: EmbeddingCache) -> None:
+    def __init__(self, embedder, cache: VectorCache) -> None:
         self.embedder = embedder
         self.cache = cache
         self.name = embedder.name

@@ -56,6 +56,22 @@ def _chunks_of(target, document_id):
     return dense, lexical
 
 
+def _stored(source_id):
+    """The upload store's view of a source: {name: size}."""
+    from app.extensions import db
+    from app.models import SourceUpload
+
+    rows = db.session.execute(db.select(SourceUpload).where(SourceUpload.source_id == source_id)).scalars()
+    return {row.name: row.size_bytes for row in rows}
+
+
+def _blob_count():
+    from app.extensions import db
+    from app.models import Blob
+
+    return db.session.execute(db.select(db.func.count()).select_from(Blob)).scalar_one()
+
+
 @pytest.fixture
 def file_source(api):
     res = api.post("/api/knowledge-sources", json={
@@ -176,9 +192,9 @@ def test_delete_document_removes_its_vectors_lexical_rows_and_file(app, api, wor
     assert _chunks_of(target, ruling["id"]) == (0, 0)
     assert target.vectors.count() == before - ruling["chunk_count"] == target.lexical.count()
     assert target.vectors.count() == faq["chunk_count"]
-    from app.services.documents import uploads_dir
-
-    assert not (uploads_dir(sid) / "ruling.pdf").exists()  # the stored upload went with it
+    # The stored upload went with it: its name, and its bytes (no other upload shares them).
+    assert _stored(sid) == {"faq.txt": len(b"The office opens at nine in the morning.\n")}
+    assert _blob_count() == 1
     assert api.delete(f"/api/knowledge-sources/{sid}/documents/{ruling['id']}").status_code == 404
 
     run = _finished(api, sid, api.post(f"/api/knowledge-sources/{sid}/sync").json["data"]["id"])
@@ -225,6 +241,6 @@ def test_names_in_any_script_keep_their_name_and_extension(app, api, worker, fil
     docs = _documents(api, sid)
     assert set(docs) == {"报告.txt", "отчёт.txt", "résumé.md", "hidden.txt"}
     assert all(d["status"] == "indexed" for d in docs.values())
-    from app.services.documents import uploads_dir
-
-    assert not (uploads_dir(sid).parent / "etc").exists()  # the path in the name was not followed
+    # Only the base names were kept, and nothing was written to this node's data dir at all.
+    assert set(_stored(sid)) == {"报告.txt", "отчёт.txt", "résumé.md", "hidden.txt"}
+    assert not (app.extensions["magnet.config"].data_dir / "sources" / sid).exists()

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from knowledge.connectors import (
     DirectoryConnector,
     GitConnector,
+    StoredUpload,
     UploadsConnector,
     WebConnector,
     make_connector,
@@ -101,18 +103,32 @@ def test_directory_hidden_symlinks_and_limits(tree):
     assert info.value.code == "source_unreachable"
 
 
-def test_uploads_lists_key_and_original_filename(tmp_path):
-    folder = tmp_path / "uploads"
-    _write(folder, {"doc_1/Report 2024.pdf": b"%PDF-1.4", "doc_2/notes.txt": "hi", "stray.txt": "x",
-                    "doc_3/.upload.part": "partial", "doc_4/deep/er.txt": "x"})
-    items = list(UploadsConnector(folder).run())
-    assert [(i.external_id, i.name, i.metadata["document_key"]) for i in items] == [
-        ("doc_1/Report 2024.pdf", "Report 2024.pdf", "doc_1"), ("doc_2/notes.txt", "notes.txt", "doc_2")]
-    assert items[1].read() == b"hi"
-    assert list(UploadsConnector(tmp_path / "not-yet").run()) == []  # nothing uploaded yet
+def test_uploads_lists_what_the_store_lists(tmp_path):
+    store = {"b1": b"%PDF-1.4", "b2": b"hi"}
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    uploads = [StoredUpload("notes.txt", 2, "b2", lambda: store["b2"], uploaded_at=when),
+               StoredUpload("Report 2024.pdf", 8, "b1", lambda: store["b1"])]
+    items = list(UploadsConnector(lambda: uploads).run())
+    assert [(i.external_id, i.name, i.size, i.mime_type, i.metadata["document_key"], i.metadata["sha256"])
+            for i in items] == [("Report 2024.pdf/Report 2024.pdf", "Report 2024.pdf", 8, "application/pdf",
+                                 "Report 2024.pdf", "b1"),
+                                ("notes.txt/notes.txt", "notes.txt", 2, "text/plain", "notes.txt", "b2")]
+    assert items[1].read() == b"hi" and items[1].metadata["uploaded_at"] == "2026-01-02T03:04:05Z"
+    assert list(UploadsConnector(lambda: []).run()) == []  # nothing uploaded yet: an empty, valid listing
+
+
+def test_uploads_without_a_store_or_with_an_unreachable_one_fail_the_listing():
     with pytest.raises(IngestError) as info:
-        list(UploadsConnector(tmp_path / "gone" / "uploads").run())
+        list(UploadsConnector().run())  # never an empty listing, which would read as "all deleted"
     assert info.value.code == "source_unreachable"
+
+    def unreachable():
+        raise IngestError("source_unreachable", "The upload store could not be listed")
+
+    with pytest.raises(IngestError, match="could not be listed"):
+        list(UploadsConnector(unreachable).run())
+    with pytest.raises(ValueError, match="listing"):
+        UploadsConnector("/srv/uploads")
 
 
 # --- web ------------------------------------------------------------------------------------------
@@ -310,7 +326,8 @@ def test_git_unreachable_sources_and_refused_transports(repo, tmp_path):
 
 def test_make_connector(tmp_path, tree):
     assert isinstance(make_connector("directory", {"path": str(tree)}, workdir=tmp_path), DirectoryConnector)
-    assert make_connector("file", {}, workdir=tmp_path).folder == tmp_path / "uploads"
+    listing = lambda: []  # noqa: E731
+    assert make_connector("file", {}, workdir=tmp_path, uploads=listing).listing is listing
     git = make_connector("git", {"url_or_path": "https://example.com/r.git"}, workdir=tmp_path)
     assert git.checkout_dir == tmp_path / "git"
     guard = lambda url: True  # noqa: E731

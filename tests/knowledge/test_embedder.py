@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -117,48 +116,7 @@ def test_missing_model_path_fails_without_network(tmp_path):
         SentenceTransformerEmbedder(model_path=str(tmp_path / "nope")).warm_up()
 
 
-# --- EmbeddingCache ---------------------------------------------------------------------------------
-
-
-def test_cache_round_trips_float32_exactly(tmp_path):
-    cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    v = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32)
-    cache.put_many("m", [("h1", v[0]), ("h2", v[1].tolist())])
-    got = cache.get_many("m", ["h1", "h2", "h3"])
-    assert set(got) == {"h1", "h2"}
-    np.testing.assert_array_equal(got["h1"], v[0])
-    np.testing.assert_array_equal(got["h2"], v[1])
-    assert got["h1"].dtype == np.float32
-    assert cache.get_many("other-model", ["h1"]) == {}  # keyed by model too
-    assert cache.count() == 2 and cache.count("m") == 2 and cache.count("other-model") == 0
-
-
-def test_cache_persists_and_handles_many_keys(tmp_path):
-    path = tmp_path / "cache.sqlite"
-    items = [(f"h{i}", np.full(4, i, dtype=np.float32)) for i in range(1500)]  # > one lookup batch
-    EmbeddingCache(path).put_many("m", items)
-    got = EmbeddingCache(path).get_many("m", [h for h, _ in items])
-    assert len(got) == 1500 and got["h1499"][0] == 1499
-
-
-def test_cache_is_safe_across_threads(tmp_path):
-    cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    errors = []
-
-    def work(t):
-        try:
-            for i in range(20):
-                cache.put_many("m", [(f"t{t}-{i}", np.full(8, t, dtype=np.float32))])
-                assert f"t{t}-{i}" in cache.get_many("m", [f"t{t}-{i}"])
-        except Exception as exc:  # collected and asserted below: threads swallow exceptions
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and cache.count("m") == 120
+# --- EmbeddingCache: its suite, shared with the SQL cache, is tests/knowledge/test_embedding_cache.py ---
 
 
 # --- CachedEmbedder ---------------------------------------------------------------------------------
