@@ -117,6 +117,9 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jo
             db.engine.dispose(close=False)
 
     def post_worker_init(worker):
+        from app.vectordb import hold_embedded_chroma
+
+        hold_embedded_chroma(app)  # refuses a second web process on the same embedded Chroma
         # The job consumer lives in the single web worker, so web requests and background jobs share one
         # process, one embedded Chroma client and one loaded embedding model.
         if with_jobs:
@@ -128,7 +131,9 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jo
     def worker_exit(server, worker):
         consumer = getattr(worker, "magnet_consumer", None)
         if consumer is not None:
-            consumer.stop(graceful=True)
+            from app.jobs import stop_consumer
+
+            stop_consumer(consumer)
 
     class _Server(BaseApplication):
         def load_config(self):

@@ -27,6 +27,19 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 @dataclass
 class Config:
     """Every setting the service reads. Tests build one directly instead of touching the environment."""
@@ -41,6 +54,13 @@ class Config:
     outbound_allowlist: list[str] = field(default_factory=list)
     log_level: str = "INFO"
     testing: bool = False
+    # A running sync or evaluation whose heartbeat is older than this is reaped as "worker lost".
+    run_stale_seconds: float = 120
+    # Every call to a shared service is bounded, so a service that is down or frozen answers 503, not a hang.
+    chroma_timeout_seconds: float = 5
+    redis_timeout_seconds: float = 5
+    db_connect_timeout_seconds: float = 5
+    db_statement_timeout_seconds: float = 60  # PostgreSQL only
 
     @classmethod
     def from_env(cls) -> Config:
@@ -56,6 +76,11 @@ class Config:
             max_upload_bytes=_env_int("MAGNET_MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
             outbound_allowlist=[item.strip() for item in allow.split(",") if item.strip()],
             log_level=_env("MAGNET_LOG_LEVEL", "INFO") or "INFO",
+            run_stale_seconds=_env_seconds("MAGNET_RUN_STALE_SECONDS", 120),
+            chroma_timeout_seconds=_env_seconds("MAGNET_CHROMA_TIMEOUT_SECONDS", 5),
+            redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
+            db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
+            db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
         )
 
     @property

@@ -137,7 +137,9 @@ def _consumer(migrated_app):
 
     consumer = start_consumer(migrated_app, workers=2)
     yield consumer
-    consumer.stop(graceful=True)
+    from app.jobs import stop_consumer
+
+    stop_consumer(consumer)
 
 
 @pytest.fixture
