@@ -22,7 +22,10 @@ def make_queue(config: Config):
         # Bounded socket calls: a Redis that is down or frozen fails an enqueue within the timeout (503
         # queue_unavailable) instead of holding the request. Above Huey's 1 s blocking read.
         timeout = max(config.redis_timeout_seconds, 2.0)
-        return RedisHuey("magnet", url=config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        from redis import ConnectionPool
+
+        pool = ConnectionPool.from_url(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return RedisHuey("magnet", connection_pool=pool)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("magnet", filename=str(config.data_dir / "jobs.db"))
 
