@@ -96,7 +96,13 @@ def _warm_up(app) -> None:
     made meanwhile waits a few seconds in the listen queue, instead of the first query paying the load
     (and every other request slowing while the model's libraries import)."""
     from app.services.engine import warm_up_embedders
+    from app.vectordb import chroma_client
 
+    try:
+        with app.app_context():
+            chroma_client()  # opened before the first request, which (or /api/health) would wait for it
+    except Exception as exc:  # a Chroma server that is down: requests answer 503 until it is back
+        log.warning("the vector store is not reachable yet: %s", exc)
     try:
         with app.app_context():
             loaded = warm_up_embedders()

@@ -49,7 +49,7 @@ COUNTED = {
 # Each check has this long to answer; they run side by side, so /api/health answers within about this bound
 # even when a dependency is frozen (its check is abandoned, and reported down).
 CHECK_SECONDS = 2.0
-_in_flight: dict[tuple[int, str], threading.Thread] = {}
+_in_flight: dict[tuple[int, str], _Check] = {}
 _in_flight_lock = threading.Lock()
 
 
@@ -60,19 +60,20 @@ class _Check:
         self.name, self.check, self.app = name, check, app
         self.result: dict | None = None
         self.started = time.perf_counter()
-        self.thread: threading.Thread | None = None
+        self.thread = threading.Thread(target=self._run, name=f"health-{name}", daemon=True)
 
-    def start(self) -> None:
+    @classmethod
+    def start(cls, app, name: str, check) -> _Check:
+        """A new check, or the one of this dependency still in flight: a frozen service holds one thread,
+        however often health is asked."""
         with _in_flight_lock:
-            key = (id(self.app), self.name)
-            previous = _in_flight.get(key)
-            if previous is not None and previous.is_alive():
-                # The last check of this dependency still waits for it: a frozen service, no new thread.
-                self.result = {"status": "down", "detail": "no answer: the previous check is still waiting"}
-                return
-            self.thread = threading.Thread(target=self._run, name=f"health-{self.name}", daemon=True)
-            _in_flight[key] = self.thread
-        self.thread.start()
+            key = (id(app), name)
+            running = _in_flight.get(key)
+            if running is not None and running.thread.is_alive():
+                return running
+            started = _in_flight[key] = cls(app, name, check)
+            started.thread.start()
+            return started
 
     def _run(self) -> None:
         with self.app.app_context():
@@ -85,11 +86,10 @@ class _Check:
                 _discard_session()
 
     def outcome(self, deadline: float) -> dict:
-        if self.thread is not None:
-            self.thread.join(max(0.0, deadline - time.perf_counter()))
-        result = self.result or {"status": "down", "detail": f"no answer within {CHECK_SECONDS:g} s"}
-        result = dict(result)
-        result["latency_ms"] = round((time.perf_counter() - self.started) * 1000, 2)
+        self.thread.join(max(0.0, deadline - time.perf_counter()))
+        waited = round((time.perf_counter() - self.started) * 1000, 2)
+        result = dict(self.result or {"status": "down", "detail": f"no answer after {waited / 1000:.1f} s"})
+        result["latency_ms"] = waited
         return result
 
 
@@ -136,9 +136,7 @@ def check_health() -> dict:
     """Every dependency, checked for real and side by side. 'unavailable' (503) when a required one is down;
     'degraded' when runs are queued and no worker is alive to take them."""
     app = current_app._get_current_object()
-    checks = [_Check(app, name, check) for name, check in {**REQUIRED, "workers": _check_workers}.items()]
-    for check in checks:
-        check.start()
+    checks = [_Check.start(app, name, check) for name, check in {**REQUIRED, "workers": _check_workers}.items()]
     deadline = time.perf_counter() + CHECK_SECONDS
     report = {check.name: check.outcome(deadline) for check in checks}
     workers = report["workers"]
