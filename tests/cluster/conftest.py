@@ -68,18 +68,18 @@ class Service:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
 
-    def signal(self, sig: int) -> None:
+    def send(self, sig: int) -> None:
         os.killpg(self.proc.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
-        self.signal(sig)
+        self.send(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+        self.send(sig)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
+            self.send(signal.SIGKILL)
             self.proc.wait(timeout=30)
 
     def log(self) -> str:
