@@ -87,9 +87,9 @@ class EmbeddedConsumer(Consumer):
 
 def _recover() -> None:
     """Before consuming: fail the syncs and resume the evaluation runs a dead worker left behind."""
-    from app.services import eval_runs, sync
+    from app.services import eval_runs, sync_recovery
 
-    failed = sync.recover_interrupted_runs()
+    failed = sync_recovery.recover_interrupted_runs()
     if failed:
         log.warning("marked %d interrupted sync runs as failed", failed)
     resumed = eval_runs.recover_interrupted_runs()

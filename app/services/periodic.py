@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 
-from app.services import eval_runs, liveness, scheduler, sync
+from app.services import eval_runs, liveness, scheduler, sync_recovery
 
 log = logging.getLogger(__name__)
 TICK = "tick"
@@ -29,8 +29,8 @@ def reap_lost_runs() -> dict:
     """Syncs whose heartbeat is stale are failed ("worker lost"), so the next sync can start; evaluation
     runs are queued again and resume. Runs queued for longer than the stale limit are delivered again."""
     cutoff = liveness.stale_before()
-    failed = sync.fail_dead_runs()
-    redelivered = sync.requeue_queued_runs(queued_before=cutoff)
+    failed = sync_recovery.fail_dead_runs()
+    redelivered = sync_recovery.requeue_queued_runs(queued_before=cutoff)
     resumed = eval_runs.recover_interrupted_runs(queued_before=cutoff)
     if redelivered:
         log.warning("delivered %d queued sync runs again: %s", len(redelivered), ", ".join(redelivered))

@@ -20,7 +20,7 @@ from app.models import (
     WorkerHeartbeat,
     utcnow,
 )
-from app.services import liveness, periodic, sync
+from app.services import liveness, periodic, sync, sync_recovery
 from tests.conftest import wait_for
 
 
@@ -81,7 +81,7 @@ def test_the_tick_reaps_a_sync_whose_heartbeat_is_stale_and_the_next_sync_procee
 
 def test_a_sync_with_a_recent_heartbeat_is_left_running(source, stale_seconds):
     alive = _running_sync(source, heartbeat_age=0)
-    assert sync.fail_dead_runs() == []
+    assert sync_recovery.fail_dead_runs() == []
     assert _fresh(SyncRun, alive).status == "running"
 
 
