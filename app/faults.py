@@ -61,9 +61,7 @@ def _is_httpx_transport_error(error: BaseException) -> bool:
 
 
 def unavailable(component: str, error: BaseException | None = None) -> ServiceUnavailable:
-    """The domain error for a component that is down; the job queue has its own code."""
+    """The domain error for a component that is down; the job queue has its own code. The library's own
+    message (hosts, ports) goes to the log, not to the client."""
     code = "queue_unavailable" if component == "job_queue" else "service_unavailable"
-    details = {"component": component}
-    if error is not None:
-        details["reason"] = f"{type(error).__name__}: {error}"[:300]
-    return ServiceUnavailable(MESSAGES[component], code=code, details=details)
+    return ServiceUnavailable(MESSAGES[component], code=code, details={"component": component})

@@ -159,3 +159,13 @@ def test_a_second_web_process_on_the_embedded_chroma_is_refused(tmp_path):
 
     os.close(first.extensions["magnet.chroma_lock"])
     create_app(Config(**config), web_process=True)  # the holder gone, the next one starts
+
+
+def test_a_request_while_the_database_is_down_is_503_naming_it(tmp_path):
+    config = Config(data_dir=tmp_path, database_url=f"postgresql+psycopg://u:p@127.0.0.1:{_closed_port()}/x",
+                    secret_key="k", testing=True)
+    res = create_app(config).test_client().get("/api/status", headers={"X-API-Key": "magnet_ak_whatever"})
+    assert res.status_code == 503, res.json
+    assert res.json["success"] is False
+    assert res.json["error"]["code"] == "service_unavailable"
+    assert res.json["error"]["details"]["component"] == "database"
