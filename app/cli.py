@@ -41,8 +41,13 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     from app.services.api_keys import ensure_bootstrap_admin_key
     from app.services.llm_models import ensure_builtin_models
 
-    ensure_builtin_models()
     config = current_app.extensions["magnet.config"]
+    if workers > 1 and not config.chroma_url:
+        raise click.ClickException(
+            "The embedded Chroma serves one process only: use --workers 1, or set MAGNET_CHROMA_URL to a "
+            "Chroma server (and run background jobs with `magnet worker`)."
+        )
+    ensure_builtin_models()
     key_file = config.data_dir / "admin-key.txt"
     key = ensure_bootstrap_admin_key(key_file)
     base = f"http://{host}:{port}"
@@ -57,11 +62,6 @@ def serve_command(host: str, port: int, workers: int, threads: int):
         click.echo(line)
     click.echo("")
     app = current_app._get_current_object()
-    if workers > 1 and not config.chroma_url:
-        raise click.ClickException(
-            "The embedded Chroma serves one process only: use --workers 1, or set MAGNET_CHROMA_URL to a "
-            "Chroma server (and run background jobs with `magnet worker`)."
-        )
     _run_gunicorn(app, host, port, workers, threads, with_jobs=workers == 1)
 
 
