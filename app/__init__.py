@@ -16,8 +16,12 @@ except PackageNotFoundError:  # running from a checkout without `pip install -e 
     __version__ = "0.0.0"
 
 
-def create_app(config: Config | None = None) -> MagnetFlask:
-    """Build the app: configuration, extensions, blueprints, error handlers, auth."""
+def create_app(config: Config | None = None, *, web_process: bool = False) -> MagnetFlask:
+    """Build the app: configuration, extensions, blueprints, error handlers, auth.
+
+    web_process: this process serves HTTP (wsgi.py, each `magnet serve` worker): on the embedded Chroma it
+    must be the only one, and refuses to start otherwise (app.vectordb.hold_embedded_chroma).
+    """
     from app import auth, crypto, request_guards
     from app.api import register_blueprints
     from app.common.queue import make_queue
@@ -48,6 +52,10 @@ def create_app(config: Config | None = None) -> MagnetFlask:
     app.before_request(auth.authenticate)
     app.before_request(request_guards.refuse_unstorable_text)
     app.before_request(request_guards.refuse_undeclared_input)
+    if web_process:
+        from app.vectordb import hold_embedded_chroma
+
+        hold_embedded_chroma(app)
     return app
 
 
@@ -57,12 +65,30 @@ def config_root():
     return PROJECT_ROOT
 
 
+def _engine_options(config: Config) -> dict:
+    """Bounded database calls: a server that is down or frozen fails the request (503) within the timeouts
+    instead of holding it. pool_pre_ping replaces connections a restarted server dropped."""
+    options: dict = {"pool_pre_ping": True}
+    if config.sqlalchemy_url.startswith("postgresql"):
+        options["pool_timeout"] = config.db_connect_timeout_seconds * 2
+        options["connect_args"] = {
+            "connect_timeout": max(1, round(config.db_connect_timeout_seconds)),
+            "options": f"-c statement_timeout={round(config.db_statement_timeout_seconds * 1000)}",
+            # Dead peers (a host gone, a cable cut) are noticed by TCP within about the connect timeout.
+            "keepalives": 1,
+            "keepalives_idle": max(1, round(config.db_connect_timeout_seconds)),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+        }
+    return options
+
+
 def _flask_settings(config: Config) -> dict:
     return {
         "SECRET_KEY": config.resolved_secret_key(),
         "TESTING": config.testing,
         "SQLALCHEMY_DATABASE_URI": config.sqlalchemy_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(config),
         "MAX_CONTENT_LENGTH": config.max_upload_bytes,
         "API_TITLE": "Magnet",
         "API_VERSION": __version__,

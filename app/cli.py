@@ -41,9 +41,14 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     from app.services.api_keys import ensure_bootstrap_admin_key
     from app.services.llm_models import ensure_builtin_models
 
+    config = current_app.extensions["magnet.config"]
+    if workers > 1 and not config.chroma_url:
+        raise click.ClickException(
+            "The embedded Chroma serves one process only: use --workers 1, or set MAGNET_CHROMA_URL to a "
+            "Chroma server (and run background jobs with `magnet worker`)."
+        )
     ensure_builtin_models()
     _move_local_state_to_shared_store()
-    config = current_app.extensions["magnet.config"]
     key_file = config.data_dir / "admin-key.txt"
     bootstrap = ensure_bootstrap_admin_key(key_file)
     key = bootstrap.key
@@ -63,11 +68,6 @@ def serve_command(host: str, port: int, workers: int, threads: int):
         click.echo(line)
     click.echo("")
     app = current_app._get_current_object()
-    if workers > 1 and not config.chroma_url:
-        raise click.ClickException(
-            "The embedded Chroma serves one process only: use --workers 1, or set MAGNET_CHROMA_URL to a "
-            "Chroma server (and run background jobs with `magnet worker`)."
-        )
     _run_gunicorn(app, host, port, workers, threads, with_jobs=workers == 1)
 
 
@@ -120,7 +120,13 @@ def _warm_up(app) -> None:
     made meanwhile waits a few seconds in the listen queue, instead of the first query paying the load
     (and every other request slowing while the model's libraries import)."""
     from app.services.engine import warm_up_embedders
+    from app.vectordb import chroma_client
 
+    try:
+        with app.app_context():
+            chroma_client()  # opened before the first request, which (or /api/health) would wait for it
+    except Exception as exc:  # a Chroma server that is down: requests answer 503 until it is back
+        log.warning("the vector store is not reachable yet: %s", exc)
     try:
         with app.app_context():
             loaded = warm_up_embedders()
@@ -141,6 +147,9 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jo
             db.engine.dispose(close=False)
 
     def post_worker_init(worker):
+        from app.vectordb import hold_embedded_chroma
+
+        hold_embedded_chroma(app)  # refuses a second web process on the same embedded Chroma
         # The job consumer lives in the single web worker, so web requests and background jobs share one
         # process, one embedded Chroma client and one loaded embedding model.
         if with_jobs:
@@ -152,7 +161,9 @@ def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jo
     def worker_exit(server, worker):
         consumer = getattr(worker, "magnet_consumer", None)
         if consumer is not None:
-            consumer.stop(graceful=True)
+            from app.jobs import stop_consumer
+
+            stop_consumer(consumer)
 
     class _Server(BaseApplication):
         def load_config(self):

@@ -96,7 +96,7 @@ def sources_status(source_id):
     from app.extensions import db
     from app.models import SyncRun
     from app.services.knowledge_sources import get_source, stats
-    from app.services.sync import fail_dead_runs
+    from app.services.sync_recovery import fail_dead_runs
 
     try:
         source = get_source(source_id)

@@ -51,6 +51,19 @@ def _env_paths(name: str, default: tuple[Path, ...]) -> list[Path]:
     return paths
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 @dataclass
 class Config:
     """Every setting the service reads. Tests build one directly instead of touching the environment."""
@@ -68,6 +81,13 @@ class Config:
     imports_dir: Path | None = None  # default: beside the data dir, "<data dir>-imports"
     log_level: str = "INFO"
     testing: bool = False
+    # A running sync or evaluation whose heartbeat is older than this is reaped as "worker lost".
+    run_stale_seconds: float = 120
+    # Every call to a shared service is bounded, so a service that is down or frozen answers 503, not a hang.
+    chroma_timeout_seconds: float = 5
+    redis_timeout_seconds: float = 5
+    db_connect_timeout_seconds: float = 5
+    db_statement_timeout_seconds: float = 60  # PostgreSQL only
 
     @classmethod
     def from_env(cls) -> Config:
@@ -86,6 +106,11 @@ class Config:
             source_roots=_env_paths("MAGNET_SOURCE_ROOTS", DEFAULT_SOURCE_ROOTS),
             imports_dir=_env_paths("MAGNET_IMPORTS_DIR", ())[0] if _env("MAGNET_IMPORTS_DIR") else None,
             log_level=_env("MAGNET_LOG_LEVEL", "INFO") or "INFO",
+            run_stale_seconds=_env_seconds("MAGNET_RUN_STALE_SECONDS", 120),
+            chroma_timeout_seconds=_env_seconds("MAGNET_CHROMA_TIMEOUT_SECONDS", 5),
+            redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
+            db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
+            db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
         )
 
     @property

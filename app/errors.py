@@ -180,6 +180,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
+        from app.faults import component_down, unavailable
+
+        component = component_down(error)
+        if component:  # a shared service is down or frozen: a clear 503, not a 500
+            if component == "database":
+                _discard_session()
+            log.warning("%s unavailable: %s: %s", component, type(error).__name__, error)
+            down = unavailable(component, error)
+            return error_response(down.status, down.code, down.message, down.details)
         log.exception("unhandled error")
         return error_response(500, "internal_error", "The server failed to handle this request.")
 
@@ -188,3 +197,13 @@ def register_error_handlers(app: Flask) -> None:
         if request.is_json:  # the JSON parser recursed into a body nested thousands of levels deep
             return error_response(400, "invalid_json", "The request body is nested too deeply to parse.")
         return _unexpected(error)
+
+
+def _discard_session() -> None:
+    """After a lost database connection the session can only be thrown away (a rollback may fail too)."""
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool replaces it on next checkout (pre_ping)
+        db.session.remove()

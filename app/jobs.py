@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def register_tasks(app: Flask, queue) -> None:
     """Bind Magnet's background tasks to `queue`, each running inside `app`'s context."""
-    from app.services import scheduler, sync
+    from app.services import periodic, sync
 
     @queue.task(name="sync_source")
     def sync_source(run_id: str) -> None:
@@ -38,10 +38,12 @@ def register_tasks(app: Flask, queue) -> None:
         with app.app_context():
             eval_runs.run_evaluation(run_id)
 
+    # Every consumer's scheduler enqueues this each minute; periodic.tick runs it once per minute across
+    # all of them (a claim row in the database).
     @queue.periodic_task(crontab(minute="*"), name="schedule_tick")
     def schedule_tick() -> None:
         with app.app_context():
-            scheduler.start_due_syncs()
+            periodic.tick()
 
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
@@ -58,9 +60,9 @@ class EmbeddedConsumer(Consumer):
 
 def _recover() -> None:
     """Before consuming: fail the syncs and resume the evaluation runs a dead worker left behind."""
-    from app.services import eval_runs, sync
+    from app.services import eval_runs, sync_recovery
 
-    failed = sync.recover_interrupted_runs()
+    failed = sync_recovery.recover_interrupted_runs()
     if failed:
         log.warning("marked %d interrupted sync runs as failed", failed)
     resumed = eval_runs.recover_interrupted_runs()
@@ -68,19 +70,43 @@ def _recover() -> None:
         log.warning("resuming %d interrupted evaluation runs: %s", len(resumed), ", ".join(resumed))
 
 
+def _recover_if_possible(app: Flask) -> None:
+    """Recovery needs the database and the queue; when either is down the consumer still starts, and the
+    periodic tick recovers once they are back."""
+    with app.app_context():
+        try:
+            _recover()
+        except Exception:
+            log.exception("recovering interrupted runs failed; the periodic tick will retry")
+
+
 def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
     """Start worker threads and the scheduler in this process; first recover runs a dead worker left."""
-    with app.app_context():
-        _recover()
+    from app.services.liveness import WorkerBeat
+
+    _recover_if_possible(app)
     consumer = EmbeddedConsumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
                                 check_worker_health=False)
+    consumer.magnet_beat = WorkerBeat(app).start()
     consumer.start()
     return consumer
 
 
+def stop_consumer(consumer: EmbeddedConsumer) -> None:
+    consumer.stop(graceful=True)
+    beat = getattr(consumer, "magnet_beat", None)
+    if beat is not None:
+        beat.stop()
+
+
 def run_consumer_forever(app: Flask, workers: int) -> None:
     """`magnet worker`: a consumer with Huey's own signal handling, in the foreground."""
-    with app.app_context():
-        _recover()
-    Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
+    from app.services.liveness import WorkerBeat
+
+    _recover_if_possible(app)
+    beat = WorkerBeat(app).start()
+    try:
+        Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
+    finally:
+        beat.stop()
 

@@ -26,6 +26,11 @@ class IngestError(Exception):
         self.details = details
 
 
+class StoreUnavailable(Exception):
+    """A store (the Chroma server) is down or did not answer in time: retry later; nothing is wrong with the
+    request itself."""
+
+
 @dataclass(frozen=True)
 class Section:
     """A run of text from one place in a document: a PDF page, a Markdown section, a CSV row."""

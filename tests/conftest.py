@@ -16,15 +16,20 @@ from app import create_app
 from app.config import DEFAULT_SOURCE_ROOTS, Config
 
 POSTGRES_URL = os.environ.get("MAGNET_TEST_POSTGRES_URL")
+CLUSTER = os.environ.get("MAGNET_TEST_CLUSTER") == "1"
 
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need a real server: without MAGNET_TEST_POSTGRES_URL they are deselected
-    (not skipped: .ci/run starts PostgreSQL and runs them in a second pass)."""
-    if POSTGRES_URL:
-        return
-    kept = [item for item in items if "postgres" not in item.keywords]
-    deselected = [item for item in items if "postgres" in item.keywords]
+    (not skipped: .ci/run starts PostgreSQL and runs them in a second pass). Tests marked `cluster` start a
+    whole cluster: they run only with MAGNET_TEST_CLUSTER=1 (.ci/run's last pass)."""
+    def wanted(item) -> bool:
+        if "cluster" in item.keywords:
+            return CLUSTER and bool(POSTGRES_URL)
+        return bool(POSTGRES_URL) or "postgres" not in item.keywords
+
+    kept = [item for item in items if wanted(item)]
+    deselected = [item for item in items if not wanted(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
@@ -140,7 +145,9 @@ def _consumer(migrated_app):
 
     consumer = start_consumer(migrated_app, workers=2)
     yield consumer
-    consumer.stop(graceful=True)
+    from app.jobs import stop_consumer
+
+    stop_consumer(consumer)
 
 
 @pytest.fixture

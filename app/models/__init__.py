@@ -3,6 +3,7 @@ from app.models.agent import AGENT_STATUSES, Agent
 from app.models.api_key import ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
+from app.models.cluster import PeriodicClaim, WorkerHeartbeat
 from app.models.conversation import (
     MESSAGE_ROLES,
     Conversation,
@@ -34,6 +35,8 @@ from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "PeriodicClaim",
+    "WorkerHeartbeat",
     "MESSAGE_ROLES",
     "Conversation",
     "ConversationAttachment",

@@ -15,28 +15,28 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.common.pagination import paginate
 from app.common.queue import enqueue
-from app.errors import Conflict, MagnetError, NotFound, ValidationFailed
+from app.errors import Conflict, MagnetError, NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.models import Evaluation, EvaluationCase, EvaluationResult, EvaluationRun, utcnow
 from app.runtime.timeouts import Overran, run_with_timeout
 from app.services import eval_targets
 from app.services.evaluations import case_count, case_payload, get_evaluation, specs_of
 from app.services.leases import Lease, abandoned_lease
+from app.services.liveness import RunHeartbeat, stale_before
 from app.services.sources_config import hide_server_paths
 from evaluations import suite
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 PROGRESS_EVERY_SECONDS = 1.0
-STALE_AFTER = timedelta(minutes=5)
-INTERRUPTED = "Interrupted: the process running this evaluation stopped before it ended. Run it again."
+INTERRUPTED = ("Interrupted (worker lost): the process running this evaluation stopped before it ended. "
+               "Run it again.")
 # Errors a retry cannot fix: the request itself is wrong (bad filter, missing variable).
 NOT_RETRIED = (ValidationFailed, NotFound)
 
@@ -65,7 +65,15 @@ def start_run(evaluation_id: str, *, trigger: str = "api", thresholds: dict | No
     db.session.add(run)
     db.session.commit()
     if trigger != "cli":  # the CLI runs it in its own process, with a progress bar
-        enqueue("run_evaluation", run.id)
+        run_id = run.id
+        try:
+            enqueue("run_evaluation", run_id)
+        except ServiceUnavailable:  # no message, no run: nothing is left queued forever
+            db.session.rollback()
+            db.session.execute(delete(EvaluationRun).where(EvaluationRun.id == run_id,
+                                                           EvaluationRun.status == "queued"))
+            db.session.commit()
+            raise
     return run
 
 
@@ -115,7 +123,8 @@ def run_evaluation(run_id: str, progress: Callable[[int, int], None] | None = No
             run = db.session.get(EvaluationRun, run_id)
             run.started_at = run.started_at or utcnow()  # a resumed run keeps its first start
             db.session.commit()
-            _execute(run, progress)
+            with RunHeartbeat(EvaluationRun, run_id) as heartbeat:
+                _execute(run, progress, heartbeat.lost)
     finally:
         lease.release()
 
@@ -132,11 +141,15 @@ class _Plan:
     retries: int
     embedder: object | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Set by the run's heartbeat when the reaper took the run from this worker (it resumes elsewhere).
+    lost: threading.Event = field(default_factory=threading.Event)
 
 
-def _execute(run: EvaluationRun, progress: Callable[[int, int], None] | None) -> None:
+def _execute(run: EvaluationRun, progress: Callable[[int, int], None] | None,
+             lost: threading.Event | None = None) -> None:
     try:
         plan = _plan(run)
+        plan.lost = lost or plan.lost
         done = set(db.session.execute(select(EvaluationResult.case_id).where(EvaluationResult.run_id == run.id)).scalars())
         cases = [case_payload(c) for c in db.session.execute(
             select(EvaluationCase).where(EvaluationCase.evaluation_id == run.evaluation_id)
@@ -154,6 +167,10 @@ def _execute(run: EvaluationRun, progress: Callable[[int, int], None] | None) ->
         db.session.rollback()
         _finish(run, "failed", hide_server_paths(f"Internal error: {type(exc).__name__}: {exc}")[:1000])
         db.session.commit()
+        return
+    if plan.lost.is_set():  # requeued by the reaper while this worker was away: whoever resumes it ends it
+        db.session.commit()
+        log.warning("evaluation run %s was reaped as lost while it ran; not finalizing it here", run.id)
         return
     finalize(run, cancelled)
 
@@ -204,7 +221,7 @@ def _score_all(run: EvaluationRun, plan: _Plan, cases: list[dict], progress) -> 
                     _store(run, case, outcome)
             if time.monotonic() - last_check >= PROGRESS_EVERY_SECONDS or not pending:
                 last_check = time.monotonic()
-                cancelled = cancelled or _checkpoint(run)
+                cancelled = cancelled or _checkpoint(run) or plan.lost.is_set()
                 if cancelled:
                     plan.cancel.set()  # cases in flight stop at their next attempt
                 if progress:
@@ -394,17 +411,19 @@ def finalize(run: EvaluationRun, cancelled: bool = False) -> None:
 # -- recovery ------------------------------------------------------------------------------------------
 
 
-def recover_interrupted_runs() -> list[str]:
-    """On worker start: runs whose worker died are queued again and resume where they stopped."""
+def recover_interrupted_runs(queued_before=None) -> list[str]:
+    """On worker start and at each periodic tick: runs whose worker died are queued again and resume where
+    they stopped. Queued runs (all, or those queued before a time) are delivered again, in case the queue
+    lost their message; a duplicate delivery does nothing (claiming is atomic)."""
     running = db.session.execute(
         select(EvaluationRun.id, EvaluationRun.trigger, EvaluationRun.heartbeat_at)
         .where(EvaluationRun.status == "running")).all()
     db.session.commit()
-    stale_before = utcnow() - STALE_AFTER
+    cutoff = stale_before()
     resumed = []
     for run_id, trigger, heartbeat in running:
         with abandoned_lease("eval", run_id) as abandoned:
-            if not (abandoned or heartbeat is None or heartbeat < stale_before):
+            if not (abandoned or heartbeat is None or heartbeat < cutoff):
                 continue
             # A CLI run has nobody to resume it in the background: it fails, and its command says so.
             values = ({"status": "failed", "message": INTERRUPTED, "finished_at": utcnow()} if trigger == "cli"
@@ -414,8 +433,11 @@ def recover_interrupted_runs() -> list[str]:
             db.session.commit()
             if changed and trigger != "cli":
                 resumed.append(run_id)
-    queued = db.session.execute(select(EvaluationRun.id).where(
-        EvaluationRun.status == "queued", EvaluationRun.trigger != "cli")).scalars().all()
+    query = select(EvaluationRun.id).where(EvaluationRun.status == "queued", EvaluationRun.trigger != "cli")
+    if queued_before is not None:
+        query = query.where((EvaluationRun.updated_at < queued_before) | EvaluationRun.id.in_(resumed))
+    queued = db.session.execute(query).scalars().all()
+    db.session.commit()
     for run_id in queued:
         enqueue("run_evaluation", run_id)
     return resumed

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import select, update
 
 from app.common.queue import enqueue
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
@@ -100,7 +100,13 @@ def request_build(index: KnowledgeIndex) -> None:
     """Queue building an index from its source's stored documents (202 work)."""
     index.status = "building"
     db.session.commit()
-    enqueue("build_index", index.id)
+    try:
+        enqueue("build_index", index.id)
+    except ServiceUnavailable:  # it would say "building" forever: it says why it is not
+        db.session.rollback()
+        index.status, index.error = "failed", "The build could not be queued: the job queue was unavailable."
+        db.session.commit()
+        raise
 
 
 def run_build(index_id: str) -> None:

@@ -6,6 +6,10 @@ of a container), so any process sharing the data dir can tell at once that a 'ru
 its lock file exists and nobody holds it. A run whose worker is elsewhere (Redis deployments) has no
 lock file here and is judged by its heartbeat instead.
 
+The heartbeat in the database (app.services.liveness) is the truth for every node and worker; a lease
+only lets a process on the same machine (`magnet ingest` after a killed one, say) know at once instead
+of after MAGNET_RUN_STALE_SECONDS.
+
 A finished run's lock file is unlinked while its lock is still held, so none is left behind to look
 abandoned. Whoever opened that file just before then locks a file that is no longer at the path (and a
 newcomer may meanwhile create and lock a new one there), so a lock counts only when, once taken, the

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from croniter import croniter
 from sqlalchemy import select
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.models import KnowledgeSource, utcnow
 
@@ -60,4 +60,9 @@ def start_due_syncs(now: datetime | None = None) -> list[str]:
             started.append(start_sync(source.id, trigger="schedule").id)
         except Conflict:
             log.info("scheduled sync of %s skipped: one is already running", source.id)
+        except ServiceUnavailable:  # the queue is down: due again at the next tick
+            source.next_sync_at = now
+            db.session.commit()
+            log.warning("scheduled sync of %s postponed: the job queue is unavailable", source.id)
+            break
     return started

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.common.queue import enqueue
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.extensions import db
 from app.models import (
     ACTIVE_SYNC_STATUSES,
@@ -29,7 +28,8 @@ from app.models import (
 )
 from app.services import indexes as index_service
 from app.services import sync_guards
-from app.services.leases import Lease, abandoned_lease
+from app.services.leases import Lease
+from app.services.liveness import RunHeartbeat
 from app.services.sources_config import connector_for, hide_server_paths, max_file_size
 from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
@@ -38,9 +38,6 @@ from knowledge.types import IngestError, SourceItem
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 1.0
-# A running sync whose worker has not written progress for this long is presumed dead.
-STALE_AFTER = timedelta(minutes=5)
-INTERRUPTED = "Interrupted: the process running this sync stopped before it ended. Run the sync again."
 MAX_ERRORS_KEPT = 1000
 
 
@@ -50,6 +47,10 @@ GONE_HTTP_STATUSES = (404, 410)
 
 class SyncCancelled(Exception):
     pass
+
+
+class SyncLost(Exception):
+    """This worker's run was reaped while it was away (frozen, cut off): its outcome is already written."""
 
 
 def _gone(exc: IngestError) -> bool:
@@ -71,6 +72,8 @@ def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
+        from app.services.sync_recovery import fail_dead_runs
+
         if fail_dead_runs(source_id):  # the active run's worker had died: that run no longer blocks
             return start_sync(source_id, trigger)
         active = active_run(source_id)
@@ -79,7 +82,15 @@ def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
             code="sync_in_progress",
             details={"run_id": active.id if active else None},
         ) from None
-    enqueue("sync_source", run.id)
+    run_id = run.id
+    try:
+        enqueue("sync_source", run_id)
+    except ServiceUnavailable:
+        # No message, no run: a queued run nobody will ever take would block the next sync with 409.
+        db.session.rollback()
+        db.session.execute(delete(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "queued"))
+        db.session.commit()
+        raise
     return run
 
 
@@ -127,62 +138,6 @@ def cancel_sync(source_id: str, run_id: str) -> SyncRun:
     return run
 
 
-def recover_interrupted_runs() -> int:
-    """On worker start: runs whose worker died are marked failed (a re-sync converges, because chunk
-    ids are deterministic and writes are upserts); queued runs are queued again."""
-    failed = fail_dead_runs()
-    queued = db.session.execute(select(SyncRun.id).where(SyncRun.status == "queued")).scalars().all()
-    for run_id in queued:
-        enqueue("sync_source", run_id)  # a duplicate delivery is harmless: claiming is atomic
-    return len(failed)
-
-
-# -- knowing whether a running sync's worker is alive ---------------------------------------------
-#
-# By its lease (app.services.leases), or by a heartbeat older than STALE_AFTER for a worker on another
-# machine. This never mistakes a live run for a dead one, unlike "force" recovery from a CLI, which
-# would fail a sync that `magnet serve` is running in the same data dir.
-
-
-def fail_dead_runs(source_id: str | None = None) -> list[str]:
-    """Mark failed the 'running' syncs (of one source, or all) whose worker is gone; returns their ids.
-
-    Dead means: the run's lease in this data dir is free (certain, immediate), or it has written no
-    heartbeat for STALE_AFTER (a worker on another machine, presumed). The update is conditional on
-    the run still running, so a run that ended meanwhile keeps its real outcome.
-    """
-    query = select(SyncRun.id, SyncRun.heartbeat_at).where(SyncRun.status == "running")
-    if source_id:
-        query = query.where(SyncRun.source_id == source_id)
-    running = db.session.execute(query).all()
-    db.session.commit()  # end the read; nothing stays open while we look at the locks
-    stale_before = utcnow() - STALE_AFTER
-    failed = []
-    for run_id, heartbeat in running:
-        with abandoned_lease("sync", run_id) as abandoned:
-            dead = abandoned or heartbeat is None or heartbeat < stale_before
-            if dead and _fail_if_running(run_id):
-                failed.append(run_id)
-    if failed:
-        log.warning("marked %d interrupted sync runs as failed: %s", len(failed), ", ".join(failed))
-    return failed
-
-
-def _fail_if_running(run_id: str) -> bool:
-    now = utcnow()
-    changed = db.session.execute(
-        update(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "running")
-        .values(status="failed", message=INTERRUPTED, finished_at=now)
-    ).rowcount
-    if not changed:
-        db.session.commit()
-        return False
-    run = db.session.get(SyncRun, run_id)
-    db.session.refresh(run)
-    _update_source_after(run, resync=False)
-    return True
-
-
 def run_sync(run_id: str) -> None:
     """The background task. Claims the run atomically, so a duplicate delivery does nothing."""
     lease = Lease("sync", run_id)
@@ -215,27 +170,35 @@ def _run_claimed(run_id: str) -> None:
     session = db.session()
     session.expire_on_commit = False
     sync = None
-    try:
-        sync = _SourceSync(run, source)
-        sync.execute()
-    except SyncCancelled:
-        db.session.rollback()
-        _finish(run, "cancelled", "Cancelled; documents already synced keep their new version.")
-    except IngestError as exc:
-        db.session.rollback()
-        _finish(run, "failed", exc.message)
-    except Exception as exc:  # the run must end visibly, whatever happened
-        log.exception("sync %s failed", run_id)
-        db.session.rollback()
-        _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
-    finally:
-        if sync is not None:  # whatever the outcome: what was embedded was spent
-            try:
-                sync.record_usage()
-            except Exception:  # metering must not keep the run from ending
-                log.exception("sync %s: embedding usage not recorded", run_id)
-        session.expire_on_commit = True
-        _update_source_after(run)
+    lost = False
+    with RunHeartbeat(SyncRun, run_id) as heartbeat:
+        try:
+            sync = _SourceSync(run, source, heartbeat.lost)
+            sync.execute()
+        except SyncLost:
+            db.session.rollback()
+            lost = True
+        except SyncCancelled:
+            db.session.rollback()
+            _finish(run, "cancelled", "Cancelled; documents already synced keep their new version.")
+        except IngestError as exc:
+            db.session.rollback()
+            _finish(run, "failed", exc.message)
+        except Exception as exc:  # the run must end visibly, whatever happened
+            log.exception("sync %s failed", run_id)
+            db.session.rollback()
+            _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
+    if sync is not None:  # whatever the outcome: what was embedded was spent
+        try:
+            sync.record_usage()
+        except Exception:  # metering must not keep the run from ending
+            log.exception("sync %s: embedding usage not recorded", run_id)
+    session.expire_on_commit = True
+    if lost:  # the reaper wrote this run's end while the worker was away; a later sync may be running now
+        db.session.commit()
+        log.warning("sync %s was reaped as lost while it ran: its outcome is left as the reaper wrote it", run_id)
+        return
+    _update_source_after(run)
 
 
 def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
@@ -272,8 +235,9 @@ def _update_source_after(run: SyncRun, resync: bool = True) -> None:
 class _SourceSync:
     """One execution of a sync run."""
 
-    def __init__(self, run: SyncRun, source: KnowledgeSource):
+    def __init__(self, run: SyncRun, source: KnowledgeSource, lost=None):
         self.run = run
+        self.lost = lost  # set by the run's heartbeat when the run was reaped meanwhile
         self.run_id = run.id
         self.source = source
         self.max_bytes = max_file_size(source)
@@ -493,6 +457,8 @@ class _SourceSync:
         if now - self._last_progress < PROGRESS_EVERY_SECONDS:
             return
         self._last_progress = now
+        if self.lost is not None and self.lost.is_set():
+            raise SyncLost()
         self.run.heartbeat_at = utcnow()
         db.session.commit()
         cancel = db.session.execute(

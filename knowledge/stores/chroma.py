@@ -25,14 +25,18 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from knowledge.stores import chunk_metadata, dedupe_chunks
-from knowledge.types import Chunk, Hit, iter_batches
+from knowledge.types import Chunk, Hit, StoreUnavailable, iter_batches
 
 
-def make_chroma_client(path: str | None = None, url: str | None = None):
+def make_chroma_client(path: str | None = None, url: str | None = None, timeout: float | None = None):
     """A Chroma client: embedded and persistent at ``path``, or HTTP to a server at ``url``.
 
     ``url`` looks like ``http://chroma:8000`` or ``https://chroma.example.com`` (port defaults to 8000
     for http, 443 for https). Telemetry is off and ``reset()`` is disallowed in both cases.
+
+    ``timeout`` (seconds, HTTP only) bounds connecting to the server and every request to it: a server
+    that is down or frozen raises :class:`StoreUnavailable` (creating the client) or an
+    ``httpx.TransportError`` (later calls) instead of hanging. Chroma's own client waits forever.
     """
     import chromadb
     from chromadb.config import Settings
@@ -47,7 +51,40 @@ def make_chroma_client(path: str | None = None, url: str | None = None):
         raise ValueError(f"not a Chroma server URL: {url!r}")
     ssl = parts.scheme == "https"
     port = parts.port or (443 if ssl else 8000)
-    return chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings)
+
+    def create():
+        client = chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings)
+        if timeout is not None:
+            import httpx
+
+            # Chroma builds its httpx session with timeout=None and offers no setting for it.
+            client._server._session.timeout = httpx.Timeout(timeout)
+        return client
+
+    if timeout is None:
+        return create()
+    return _within(create, timeout, f"the Chroma server at {url}")
+
+
+def _within(create, timeout: float, what: str):
+    """create() in a thread, waited for at most ``timeout`` seconds: the client's first calls (tenant and
+    database checks) run before any timeout can be set on it."""
+    outcome: dict[str, Any] = {}
+
+    def run():
+        try:
+            outcome["value"] = create()
+        except Exception as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="chroma-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise StoreUnavailable(f"No answer from {what} within {timeout:g} s.")
+    if "error" in outcome:
+        raise StoreUnavailable(f"Cannot reach {what}: {outcome['error']}") from outcome["error"]
+    return outcome["value"]
 
 
 VERSION_KEY = "magnet:version"

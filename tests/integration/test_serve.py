@@ -23,10 +23,15 @@ def _magnet(env, *args, **kwargs):
     return subprocess.run([str(BIN / "magnet"), *args], env=env, capture_output=True, text=True, timeout=120, **kwargs)
 
 
-@pytest.fixture
-def served(tmp_path):
+@pytest.fixture(params=["default", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def served(request, tmp_path):
+    """`magnet serve` on a fresh data dir: on MAGNET_DATABASE_URL when set (else SQLite in the data dir),
+    and in the postgres pass on a fresh PostgreSQL database."""
+    from tests.conftest import POSTGRES_URL, _fresh_postgres_database
+
     env = {**os.environ, "MAGNET_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    env.pop("MAGNET_DATABASE_URL", None)
+    if request.param == "postgresql":
+        env["MAGNET_DATABASE_URL"] = _fresh_postgres_database(POSTGRES_URL)
     for step in (("db", "upgrade"), ("seed",)):
         done = _magnet(env, *step)
         assert done.returncode == 0, done.stderr
@@ -60,7 +65,8 @@ def test_serve_prints_a_working_admin_key_and_curl(served):
     status = requests.get(f"{base}/api/status", headers={"X-API-Key": key}, timeout=10)
     assert status.status_code == 200
     assert status.json()["data"]["counts"]["models"] == 2  # the built-ins are there from the first start
-    assert requests.get(f"{base}/api/health", timeout=10).json()["data"]["status"] == "ok"
+    health = requests.get(f"{base}/api/health", timeout=10).json()["data"]
+    assert health["status"] == "ok", health
     assert requests.get(f"{base}/api/status", timeout=10).status_code == 401
 
     # the key file is private to the user, and a second start prints the same key

@@ -16,9 +16,10 @@ class Health(MethodView):
     @blp.response(200, envelope(HealthSchema))
     @blp.alt_response(503, schema=envelope(HealthSchema), description="A dependency is down")
     def get(self):
-        """Check the database and the vector database for real; 503 when either is down"""
+        """Check the database, the vector database and the job queue for real (503 when one is down), and count
+        the live workers ('degraded' when runs are queued and none is alive)"""
         report = health.check_health()
-        return ok(report), (200 if report["status"] == "ok" else 503)
+        return ok(report), (503 if report["status"] == "unavailable" else 200)
 
 
 @blp.route("/status")

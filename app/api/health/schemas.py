@@ -8,11 +8,26 @@ class DependencySchema(Schema):
     backend = fields.String()
 
 
+class WorkersSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "down"],
+                                                    "description": "down: they could not be counted"})
+    alive = fields.Integer(metadata={"description": "job consumers that wrote their heartbeat recently"})
+    last_heartbeat = fields.String(allow_none=True, metadata={"description": "the latest heartbeat of any worker"})
+    queued_runs = fields.Integer(metadata={"description": "sync and evaluation runs waiting for a worker"})
+    latency_ms = fields.Float()
+    detail = fields.String()
+
+
 class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
+    status = fields.String(required=True, metadata={
+        "enum": ["ok", "degraded", "unavailable"],
+        "description": "unavailable (503): a required dependency is down; degraded: runs are queued and no "
+                       "worker is alive"})
     version = fields.String(required=True)
     database = fields.Nested(DependencySchema, required=True)
     vector_db = fields.Nested(DependencySchema, required=True)
+    job_queue = fields.Nested(DependencySchema, required=True, metadata={"description": "Redis, or SQLite"})
+    workers = fields.Nested(WorkersSchema, required=True)
 
 
 class StatusSchema(Schema):

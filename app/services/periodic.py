@@ -1,0 +1,39 @@
+"""The periodic tick: once a minute, on exactly one worker of the cluster (see liveness.claim_period).
+
+It reaps runs whose worker was lost (their heartbeat went stale), delivers again queued runs the queue
+may have lost, starts the scheduled syncs that are due, and forgets workers gone for a day.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from app.services import eval_runs, liveness, scheduler, sync_recovery
+
+log = logging.getLogger(__name__)
+TICK = "tick"
+
+
+def tick() -> bool:
+    """Run the tick if this process claims the current minute; False when another worker has it."""
+    if not liveness.claim_period(TICK, f"{socket.gethostname()}:{os.getpid()}"):
+        return False
+    reap_lost_runs()
+    scheduler.start_due_syncs()
+    liveness.forget_gone_workers()
+    return True
+
+
+def reap_lost_runs() -> dict:
+    """Syncs whose heartbeat is stale are failed ("worker lost"), so the next sync can start; evaluation
+    runs are queued again and resume. Runs queued for longer than the stale limit are delivered again."""
+    cutoff = liveness.stale_before()
+    failed = sync_recovery.fail_dead_runs()
+    redelivered = sync_recovery.requeue_queued_runs(queued_before=cutoff)
+    resumed = eval_runs.recover_interrupted_runs(queued_before=cutoff)
+    if redelivered:
+        log.warning("delivered %d queued sync runs again: %s", len(redelivered), ", ".join(redelivered))
+    if resumed:
+        log.warning("resuming %d evaluation runs whose worker was lost: %s", len(resumed), ", ".join(resumed))
+    return {"failed_syncs": failed, "redelivered_syncs": redelivered, "resumed_evaluations": resumed}
