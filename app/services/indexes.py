@@ -12,7 +12,7 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
-from app.services.llm_models import default_model
+from app.services.llm_models import default_model, resolve_model
 from app.services.usage import record_writer_embeddings
 from knowledge.pipeline import IndexTarget, IndexWriter, WrittenDocument
 from knowledge.types import ParsedDocument, Section
@@ -26,12 +26,10 @@ CHUNKERS = ("token", "markdown")
 def validate_settings(settings: dict) -> dict:
     """Fill defaults and check an index's settings; a chunk larger than the model can read is a 422."""
     model_id = settings.get("embedding_model_id")
-    model = db.session.get(LlmModel, model_id) if model_id else default_model("embedding")
-    if model is None or model.kind != "embedding":
-        raise ValidationFailed(
-            f"embedding_model_id {model_id!r} is not an embedding model.",
-            details={"fields": {"embedding_model_id": ["unknown or not an embedding model"]}},
-        )
+    model = resolve_model(model_id, "embedding", "embedding_model_id") if model_id else default_model("embedding")
+    if model is None:
+        raise ValidationFailed("No embedding model was named and no default embedding model is configured.",
+                               details={"fields": {"embedding_model_id": ["required: no default embedding model"]}})
     size = settings.get("chunk_size", DEFAULT_CHUNK_SIZE)
     overlap = settings.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP)
     chunker = settings.get("chunker", "token")

@@ -15,7 +15,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import KnowledgeIndex, KnowledgeSource, LlmModel, PromptTemplate, RagTool, RetrievalTool
 from app.services import indexes as index_service
-from app.services.llm_models import default_model
+from app.services.llm_models import default_model, resolve_model
 
 INDEX_FIELDS = ("embedding_model_id", "chunker", "chunk_size", "chunk_overlap")
 RETRIEVAL_DEFAULTS: dict[str, Any] = {
@@ -70,15 +70,8 @@ def _check_name_free(kind: str, name: str, exclude_id: str | None = None) -> Non
         raise Conflict(f"A {LABEL[kind]} named '{name}' already exists.", code="duplicate_name", details={"name": name})
 
 
-def _model_of_kind(model_id: str | None, kind: str, field: str) -> LlmModel | None:
-    if model_id is None:
-        return None
-    model = db.session.get(LlmModel, model_id) or db.session.execute(
-        select(LlmModel).where(LlmModel.name == model_id)).scalar_one_or_none()
-    if model is None or model.kind != kind:
-        raise ValidationFailed(f"{field} {model_id!r} is not a {kind} model.",
-                               details={"fields": {field: [f"unknown or not a {kind} model"]}})
-    return model
+def _model_of_kind(reference: str | None, kind: str, field: str) -> LlmModel | None:
+    return None if reference is None else resolve_model(reference, kind, field)
 
 
 def _apply_rag_fields(tool: RagTool, body: dict) -> None:
@@ -114,8 +107,9 @@ def _apply(kind: str, tool, body: dict) -> bool:
     if not tool.knowledge_source_ids:
         raise ValidationFailed("Name at least one knowledge source (knowledge_source_id or knowledge_source_ids).",
                                details={"fields": {"knowledge_source_ids": ["required"]}})
-    if "embedding_model" in body:
-        body["embedding_model_id"] = body.pop("embedding_model")
+    for field in ("embedding_model", "embedding_model_id"):  # the contract's name, and Magnet's
+        if body.get(field) is not None:  # resolved here, so a bad one is reported under the field sent
+            body["embedding_model_id"] = resolve_model(body.pop(field), "embedding", field).id
     before = {f: getattr(tool, f, None) for f in INDEX_FIELDS}
     requested = {f: body.pop(f) for f in INDEX_FIELDS if f in body}
     settings = index_service.validate_settings({**{k: v for k, v in before.items() if v is not None}, **requested})

@@ -55,7 +55,11 @@ class SourceSchema(Schema):
     description = fields.String(allow_none=True)
     type = fields.String(required=True, metadata={"enum": list(SOURCE_TYPES)})
     configuration = fields.Dict(required=True)
-    status = fields.String(required=True, metadata={"enum": ["idle", "syncing", "error"]})
+    status = fields.String(required=True, metadata={
+        "enum": ["idle", "syncing", "error"],
+        "description": "idle: not syncing, its documents searchable as last synced (the contract's active/"
+                       "ready; see last_sync_status for how that sync ended, e.g. completed_with_errors); "
+                       "syncing: a sync is queued or running; error: the last sync failed as a whole"})
     schedule = fields.Dict(allow_none=True)
     next_sync_at = UtcDateTime(allow_none=True)
     last_sync = UtcDateTime(allow_none=True)
