@@ -162,6 +162,27 @@ def delete_tool(kind: str, tool_id: str) -> None:
     db.session.commit()
 
 
+def tools_using_source(source_id: str) -> list:
+    """The RAG and retrieval tools that search a source (its id is in their knowledge_source_ids)."""
+    found = []
+    for model in KINDS.values():
+        found.extend(t for t in db.session.execute(select(model).order_by(model.name)).scalars()
+                     if source_id in (t.knowledge_source_ids or []))
+    return found
+
+
+def delete_tools(doomed: list) -> None:
+    """Delete these tools in the caller's transaction; 409 in_use naming the agents that call any of them."""
+    from app.services.agents import agents_using
+
+    users = sorted({agent for tool in doomed for agent in agents_using(tool.id)})
+    if users:
+        raise Conflict(f"Tools {', '.join(t.name for t in doomed)} are used by agents: {', '.join(users)}.",
+                       code="in_use", details={"agents": users, "tools": [t.id for t in doomed]})
+    for tool in doomed:
+        db.session.delete(tool)
+
+
 def _ensure_indexes(tool) -> None:
     """Find or create each source's index for the tool's settings; new ones over synced documents are built."""
     settings = {f: getattr(tool, f) for f in INDEX_FIELDS}

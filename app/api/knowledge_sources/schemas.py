@@ -98,3 +98,9 @@ SourceListArgs = list_args(
     name="SourceListArgs",
 )
 SyncListArgs = list_args("finished_at", name="SyncListArgs")
+
+
+class SourceDeleteArgs(Schema):
+    force = fields.Boolean(load_default=False, metadata={
+        "description": "Also delete the RAG and retrieval tools that search this source (default: 409 in_use "
+                       "naming them)"})
