@@ -207,10 +207,12 @@ def readiness(tool) -> dict:
     found = tool_indexes(tool)
     missing = len(tool.knowledge_source_ids) - len(found)
     statuses = {index.status for index in found}
+    held = index_service.contents(found)
     status = "failed" if "failed" in statuses else "building" if missing or "building" in statuses else "ready"
     return {
         "status": status,
         "index_ids": [index.id for index in found],
-        "progress": {"done": sum(i.documents_done for i in found), "total": sum(i.documents_total for i in found)},
+        "progress": {"done": sum(c["documents"] for c in held.values()),
+                     "total": sum(c["expected"] for c in held.values())},
         "errors": [index.error for index in found if index.error],
     }

@@ -24,7 +24,9 @@ class IndexSchema(Schema):
     created_at = UtcDateTime(required=True)
 
     def _progress(self, obj):
-        return {"done": obj.documents_done, "total": obj.documents_total}
+        from app.services.indexes import progress  # counted from what the index holds, not a build's counters
+
+        return progress(obj)
 
 
 class SyncRunSchema(Schema):
