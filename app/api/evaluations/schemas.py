@@ -162,7 +162,12 @@ class CompareArgs(Schema):
 class ComparisonSchema(Schema):
     base_run_id = fields.String(required=True)
     head_run_id = fields.String(required=True)
-    evaluation_id = fields.String(required=True)
+    evaluation_id = fields.String(required=True, metadata={"description": "The base run's evaluation"})
+    head_evaluation_id = fields.String(required=True)
+    case_matching = fields.Dict(required=True, metadata={
+        "description": "How cases were paired: by case id (one evaluation), or by content (two evaluations with "
+                       "the same inputs and expectations): matched, pairs {base_case_id, head_case_id}, "
+                       "unmatched_base_cases, unmatched_head_cases; per-case results are keyed by the base case id"})
     alpha = fields.Float(required=True)
     regressed = fields.List(fields.String(), required=True, metadata={"description": "Metrics significantly worse"})
     improved = fields.List(fields.String(), required=True)
