@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.models import EvaluationCase, EvaluationResult, EvaluationRun
-from app.services.eval_runs import get_run
+from app.services.eval_runs import NOT_APPLICABLE, get_run
 from app.services.evaluations import get_evaluation, last_run
 from evaluations import report_html, reports
 from evaluations.compare import compare_runs
@@ -32,8 +32,11 @@ def result_payload(result: EvaluationResult, case: EvaluationCase | None) -> dic
         "id": result.id, "case_id": result.case_id, "ordinal": result.ordinal,
         "input": case.input if case else None,
         "expected_output": (case.expected_output or {}).get("value") if case else None,
+        "expected_sources": case.expected_sources if case else [],
+        "metadata": case.case_metadata if case else {},
         "status": result.status, "error": result.error, "scores": result.scores,
-        "metric_errors": result.metric_errors, "details": result.details, "warnings": result.warnings,
+        "metric_errors": result.metric_errors, "not_applicable": (result.details or {}).get(NOT_APPLICABLE, {}),
+        "details": result.details, "warnings": result.warnings,
         "answer": result.output.get("answer"), "output": result.output,
         "retrieved": result.output.get("retrieved", []), "latency_ms": result.latency_ms,
         "tokens": {"input": result.prompt_tokens, "output": result.completion_tokens},
