@@ -58,9 +58,9 @@ def _session(integration: Integration, session_id: str | None, user_id: str | No
                              "your own identifier for the conversation, to start one.",
                              code="invalid_request", details={"session_id": session_id})
         try:
-            with db.session.begin_nested():  # a concurrent first message with the same new id won the insert
-                return _open(integration, session_id, user_id), True
-        except IntegrityError:
+            return _open(integration, session_id, user_id), True
+        except IntegrityError:  # a concurrent first message with the same new id won the insert
+            db.session.rollback()  # nothing else is pending: the integration's own writes are committed
             conversation = _find(integration, session_id)
             if conversation is None:
                 raise

@@ -74,3 +74,28 @@ def test_every_stream_opens_with_session_created_and_names_the_message(api, clie
         assert started["message_id"].startswith("msg_") and completed["message_id"] == started["message_id"]
         assert completed["id"] == completed["message_id"]
     assert first[0]["conversation_id"] == second[0]["conversation_id"]
+
+
+def test_two_first_messages_with_one_new_session_id_share_one_conversation(app, api, llm, chat_model):
+    import threading
+
+    key = _integration(api, _agent(api, chat_model))["key"]
+    llm.script(Reply("One."), Reply("Two."))
+    barrier, answers = threading.Barrier(2), []
+
+    def send():
+        client = app.test_client()
+        barrier.wait()
+        answers.append(_send(client, key, content="hi", session_id="race-1"))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 2 and all(a.status_code in (200, 400) for a in answers), [a.json for a in answers]
+    # The loser of the race joined the winner's conversation (or was told a turn is still running in it).
+    assert any(a.status_code == 200 for a in answers)
+    db.session.expire_all()
+    assert db.session.execute(select(Conversation.id).where(Conversation.session_id == "race-1")).scalars().all() \
+        == [next(a.json["conversation_id"] for a in answers if a.status_code == 200)]
