@@ -187,11 +187,14 @@ def _metrics_section(run: Mapping[str, Any]) -> str:
         f"<tr><td>{_e(name)}</td><td class='num'>{_fmt(m.get('score'))}</td>"
         f"<td class='num'>{_fmt(m.get('ci_low'))} – {_fmt(m.get('ci_high'))}</td>"
         f"<td class='num'>{_general(m.get('covered'))} / {_general(m.get('total'))}</td>"
-        f"<td class='num'>{_general(m.get('errors'))}</td><td class='num'>{_fmt(m.get('spread'))}</td></tr>"
+        f"<td class='num'>{_general(m.get('errors'))}</td><td class='num'>{_general(m.get('not_applicable'))}</td>"
+        f"<td class='num'>{_fmt(m.get('spread'))}</td></tr>"
         for name, m in ((n, metrics[n] or {}) for n in sorted(metrics))
     )
     table = ("<table><thead><tr><th>metric</th><th>score</th><th>95% CI</th><th>scored / cases</th>"
-             f"<th>errors</th><th>spread</th></tr></thead><tbody>{rows}</tbody></table>")
+             "<th title='scoring failed'>errors</th><th title='the case gives the metric nothing to score'>"
+             "not applicable</th><th title='standard deviation of the per-case scores'>spread (sd)</th></tr>"
+             f"</thead><tbody>{rows}</tbody></table>")
     return f'<section id="metrics"><h2>Metrics</h2>{_metric_chart(run)}{table}</section>'
 
 
@@ -277,9 +280,12 @@ def _cases_section(names: Sequence[str], results: Sequence[Mapping[str, Any]]) -
         return '<section id="cases"><h2>Cases</h2><p class="muted">No case results.</p></section>'
     head = "".join(f"<th>{_e(n)}</th>" for n in names)
     rows = [_case_row(r, names) for r in results]
-    return (f'<section id="cases"><h2>Cases ({len(results)})</h2><table class="cases sortable"><thead><tr>'
-            f"<th>#</th><th>input</th><th>status</th>{head}<th>answer</th><th>retrieved</th><th>latency ms</th>"
-            f"<th>errors / warnings</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
+    return (f'<section id="cases"><h2>Cases ({len(results)})</h2><p class="muted">Retrieved: each document '
+            "once, at its best rank; <b>✓ bold</b> ones are among the case's expected sources. n/a: the case gives "
+            "the metric nothing to score.</p><table class=\"cases sortable\"><thead><tr>"
+            f"<th>#</th><th>input</th><th>metadata</th><th>status</th>{head}<th>answer</th><th>retrieved</th>"
+            f"<th>latency ms</th><th>errors / warnings</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "</section>")
 
 
 def _case_row(result: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -288,23 +294,44 @@ def _case_row(result: Mapping[str, Any], names: Sequence[str]) -> str:
     scores = result.get("scores") or {}
     metric_errors = result.get("metric_errors") or {}
     shown_status = f'<span class="badge fail">{_e(status)}</span>' if bad else _e(status)
+    not_applicable = result.get("not_applicable") or {}
+    metadata = result.get("metadata") or {}
     cells = [f"<td class='num'>{_e(result.get('ordinal'))}</td>",
              f"<td>{_e(_truncate(_text(result.get('input')), INPUT_CHARS))}</td>",
+             f"<td class='muted'>{_e(_truncate(_text(metadata), INPUT_CHARS)) if metadata else ''}</td>",
              f"<td>{shown_status}</td>"]
     for name in names:
         value = _finite(scores.get(name))
         if value is None and name in metric_errors:
             cells.append(f"<td class='num err' title=\"{_e(metric_errors[name])}\">error</td>")
+        elif value is None and name in not_applicable:
+            cells.append(f"<td class='num muted' title=\"{_e(not_applicable[name])}\">n/a</td>")
         else:
             cells.append(f"<td class='num'>{_fmt(value)}</td>")
-    sources = [_source_name(s) for s in result.get("retrieved") or []]
-    shown = ", ".join(_e(s) for s in sources[:MAX_SOURCES])
-    if len(sources) > MAX_SOURCES:
-        shown += f" <span class='muted'>+{len(sources) - MAX_SOURCES} more</span>"
-    cells += [f"<td>{_e(_truncate(_text(result.get('answer')), ANSWER_CHARS))}</td>", f"<td>{shown}</td>",
+    cells += [f"<td>{_e(_truncate(_text(result.get('answer')), ANSWER_CHARS))}</td>",
+              f"<td>{_retrieved_cell(result)}</td>",
               f"<td class='num'>{_fmt(result.get('latency_ms'), 1)}</td>", f"<td>{_problems(result)}</td>"]
     cls = ' class="bad"' if bad else ""
     return f'<tr{cls} data-case-id="{_e(result.get("case_id"))}">{"".join(cells)}</tr>'
+
+
+def _retrieved_cell(result: Mapping[str, Any]) -> str:
+    """The retrieved documents, each once at its best rank (several chunks of one document are one
+    document to a reader, as to the metrics); those the case expects are marked."""
+    expected = {str(s.get("id")) for s in result.get("expected_sources") or []
+                if isinstance(s, Mapping) and (s.get("grade") is None or s.get("grade", 1) > 0)}
+    documents: dict[str, bool] = {}
+    for item in result.get("retrieved") or []:
+        name = _source_name(item)
+        keys = {str(item.get(k)) for k in ("chunk_id", "document_id", "external_id")
+                if isinstance(item, Mapping) and item.get(k)} or {name}
+        documents[name] = documents.get(name, False) or bool(keys & expected)
+    shown = [f"<b class='relevant' data-relevant='true'>✓ {_e(name)}</b>" if relevant else _e(name)
+             for name, relevant in list(documents.items())[:MAX_SOURCES]]
+    text = ", ".join(shown)
+    if len(documents) > MAX_SOURCES:
+        text += f" <span class='muted'>+{len(documents) - MAX_SOURCES} more</span>"
+    return text
 
 
 def _problems(result: Mapping[str, Any]) -> str:

@@ -27,7 +27,8 @@ INPUT_CHARS = 500
 MAX_SOURCES = 5
 
 CSV_COLUMNS = ("ordinal", "case_id", "status", "error", "input", "expected_output", "answer",
-               "latency_ms", "tokens_input", "tokens_output", "cost", "attempts", "warnings", "retrieved")
+               "latency_ms", "tokens_input", "tokens_output", "cost", "attempts", "warnings", "retrieved",
+               "metadata")
 
 # Layout of the horizontal bar charts (metric scores and comparison deltas), in SVG user units.
 # ---------------------------------------------------------------------------------------------- JSON
@@ -113,6 +114,7 @@ def _csv_row(result: Mapping[str, Any], names: Sequence[str]) -> list[Any]:
         tokens.get("input"), tokens.get("output"), result.get("cost"), result.get("attempts"),
         " | ".join(_text(w) for w in result.get("warnings") or []),
         " | ".join(_source_name(s) for s in result.get("retrieved") or []),
+        result.get("metadata") or None,
         *(scores.get(name) for name in names),
     ]
 

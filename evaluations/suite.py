@@ -7,6 +7,7 @@ and ``aggregate`` can be recomputed from them at any time. Nothing here knows ab
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,8 +192,10 @@ class CaseInput:
 @dataclass
 class CaseScores:
     scores: dict[str, float | None] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # scoring was tried and failed (a judge broke)
     details: dict[str, Any] = field(default_factory=dict)
+    # The case gives the metric nothing to score (no expected sources, no expected answer): not an error.
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 def document_ranking(hits: Sequence[Hit], expected_ids: Iterable[str]) -> dict[str, float]:
@@ -217,7 +220,7 @@ def _retrieval_scores(spec: MetricSpec, case: CaseInput, output: CaseOutput, out
     grades = _grades(case)
     if not grades:
         out.scores[spec.name] = None
-        out.errors[spec.name] = "the case lists no expected sources"
+        out.not_applicable[spec.name] = "the case lists no expected sources"
         return
     run = {"q": document_ranking(output.hits, grades)}
     result = retrieval_metrics.evaluate({"q": grades}, run, [spec.name])[spec.name]
@@ -241,7 +244,7 @@ def _answer_scores(spec: MetricSpec, case: CaseInput, output: CaseOutput, out: C
         expected = {source for source, grade in _grades(case).items() if grade > 0}
         if not expected:
             out.scores[spec.name] = None
-            out.errors[spec.name] = "the case lists no expected sources"
+            out.not_applicable[spec.name] = "the case lists no expected sources"
             return
         cited = [next((e for e in expected if e in keys), keys[0]) for keys in output.cited]
         result = answer_metrics.citation_precision({"q": cited}, {"q": expected})
@@ -250,7 +253,7 @@ def _answer_scores(spec: MetricSpec, case: CaseInput, output: CaseOutput, out: C
     golds = _golds(case)
     if not golds:
         out.scores[spec.name] = None
-        out.errors[spec.name] = "the case has no expected_output"
+        out.not_applicable[spec.name] = "the case has no expected_output"
         return
     if base == "semantic_similarity":
         result = answer_metrics.semantic_similarity({"q": output.answer}, {"q": golds}, embedder)
@@ -276,7 +279,7 @@ def _judge_scores(spec: MetricSpec, case: CaseInput, output: CaseOutput, out: Ca
     expected = (_golds(case) or [None])[0]
     if spec.base == "correctness" and expected is None:
         out.scores[spec.name] = None
-        out.errors[spec.name] = "correctness needs an expected_output"
+        out.not_applicable[spec.name] = "correctness needs an expected_output"
         return
     judge_case = judges.JudgeCase(question=case.input, answer=output.answer,
                                   contexts=[h.content for h in output.hits], expected=expected)
@@ -298,7 +301,8 @@ def score_case(specs: Sequence[MetricSpec], case: CaseInput, output: CaseOutput,
                embedder: answer_metrics.TextEmbedder | None = None,
                judge_for: Callable[[MetricSpec], judges.Complete | None] | None = None) -> CaseScores:
     """Every metric of the suite for one case. A metric that cannot score this case holds ``None`` and
-    says why in ``errors``; it never raises for one case's data."""
+    says why: in ``not_applicable`` when the case gives it nothing to score, in ``errors`` when scoring
+    failed; it never raises for one case's data."""
     out = CaseScores()
     for spec in specs:
         if spec.family == "retrieval":
@@ -314,24 +318,31 @@ def score_case(specs: Sequence[MetricSpec], case: CaseInput, output: CaseOutput,
 
 
 def aggregate(specs: Sequence[MetricSpec], per_case: Mapping[str, Mapping[str, float | None]],
-              errors: Mapping[str, Mapping[str, str]], *, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per metric: mean over the scored cases with a 95% bootstrap CI, and how many cases it covers.
+              errors: Mapping[str, Mapping[str, str]], *, not_applicable: Mapping[str, Mapping[str, str]] | None = None,
+              seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per metric: mean over the scored cases with a 95% bootstrap CI, how many cases it covers, and the
+    spread of the per-case scores (sample standard deviation).
 
     ``per_case`` maps case id -> {metric: score}; cases the target failed on have no scores and count in
     ``total`` but not in ``covered``, so a run that lost cases cannot look as good as one that did not.
+    ``errors`` counts the cases whose scoring failed; ``not_applicable`` those that give the metric nothing
+    to score (e.g. answer metrics on a case that expects no answer), which are no failure.
     """
+    not_applicable = not_applicable or {}
     out: dict[str, dict[str, Any]] = {}
     for spec in specs:
         values = {case: scores.get(spec.name) for case, scores in per_case.items()}
-        covered = sum(1 for v in values.values() if v is not None)
-        ci = bootstrap_ci(values, seed=seed) if covered else None
+        scored = [float(v) for v in values.values() if v is not None]
+        ci = bootstrap_ci(values, seed=seed) if scored else None
         out[spec.name] = {
             "score": ci.mean if ci else None,
             "ci_low": ci.low if ci else None,
             "ci_high": ci.high if ci else None,
-            "covered": covered,
+            "covered": len(scored),
             "total": len(values),
             "errors": sum(1 for case_errors in errors.values() if spec.name in case_errors),
+            "not_applicable": sum(1 for reasons in not_applicable.values() if spec.name in reasons),
+            "spread": statistics.stdev(scored) if len(scored) > 1 else (0.0 if scored else None),
         }
     return out
 

@@ -45,7 +45,7 @@ def create_agent(body: dict) -> Agent:
     if body.get("model_id") is None:
         body["model_id"] = _default_chat_model().id
     else:
-        check_chat_model(body["model_id"])
+        body["model_id"] = check_chat_model(body["model_id"]).id
     resolve_tools(body.get("tools") or [])
     agent = Agent(**body)
     db.session.add(agent)
@@ -58,8 +58,9 @@ def update_agent(agent_id: str, body: dict) -> Agent:
     agent = get_agent(agent_id)
     if "name" in body:
         _check_name_free(body["name"], exclude_id=agent.id)
+    body = dict(body)
     if "model_id" in body:
-        check_chat_model(body["model_id"])
+        body["model_id"] = check_chat_model(body["model_id"]).id
     if "tools" in body:
         resolve_tools(body["tools"])
     for key, value in body.items():
@@ -84,19 +85,9 @@ def delete_agent(agent_id: str) -> None:
     db.session.commit()
 
 
-def check_chat_model(model_id: str) -> LlmModel:
-    """The model an agent names must exist and be a chat model (422 naming it otherwise)."""
-    model = db.session.get(LlmModel, model_id)
-    if model is None:
-        problem = f"model {model_id} does not exist"
-    elif model.kind != "chat":
-        problem = f"model {model_id} ({model.name}) is a {model.kind} model, not a chat model"
-    else:
-        return model
-    raise ValidationFailed(
-        f"An agent needs a chat model: {problem}.",
-        details={"fields": {"model_id": [problem]}, "model_id": model_id},
-    )
+def check_chat_model(reference: str) -> LlmModel:
+    """The model an agent names (id, name or provider model id) must be a chat model (422 naming it)."""
+    return llm_models.resolve_model(reference, "chat", "model_id")
 
 
 def _default_chat_model() -> LlmModel:

@@ -82,6 +82,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "content": message.content, "tool_calls": message.tool_calls or [], "citations": message.citations or [],
         "status": message.status, "error": message.error, "no_answer": message.no_answer,
         "model": message.model_name, "latency_ms": message.latency_ms, "created_at": message.created_at,
+        "timestamp": message.created_at,  # the contract's name for it
         "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens,
                   "total_tokens": message.prompt_tokens + message.completion_tokens, "cost": message.cost},
     }

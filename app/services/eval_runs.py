@@ -34,6 +34,8 @@ from evaluations import suite
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
+# Kept in a result's details: {metric: why the case gives it nothing to score} (not a metric error).
+NOT_APPLICABLE = "not_applicable"
 PROGRESS_EVERY_SECONDS = 1.0
 INTERRUPTED = ("Interrupted (worker lost): the process running this evaluation stopped before it ended. "
                "Run it again.")
@@ -347,7 +349,9 @@ def _store(run: EvaluationRun, case: dict, outcome: _CaseResult) -> None:
     db.session.add(EvaluationResult(
         run_id=run.id, case_id=case["id"], ordinal=case["ordinal"], status=outcome.status, error=outcome.error,
         output=outcome.record, scores=outcome.scores.scores, metric_errors=outcome.scores.errors,
-        details=outcome.scores.details, warnings=outcome.warnings, latency_ms=outcome.latency_ms,
+        details={**outcome.scores.details, **({NOT_APPLICABLE: outcome.scores.not_applicable}
+                                              if outcome.scores.not_applicable else {})},
+        warnings=outcome.warnings, latency_ms=outcome.latency_ms,
         prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
         cost=round(outcome.cost, 10), attempts=outcome.attempts))
     run.cases_done += 1
@@ -379,11 +383,12 @@ def finalize(run: EvaluationRun, cancelled: bool = False) -> None:
     specs = suite.parse_metrics(run.target_snapshot.get("metrics") or evaluation.metrics, evaluation.type)
     rows = db.session.execute(select(
         EvaluationResult.case_id, EvaluationResult.status, EvaluationResult.scores, EvaluationResult.metric_errors,
-        EvaluationResult.latency_ms, EvaluationResult.prompt_tokens, EvaluationResult.completion_tokens,
-        EvaluationResult.cost).where(EvaluationResult.run_id == run.id)).all()
+        EvaluationResult.details, EvaluationResult.latency_ms, EvaluationResult.prompt_tokens,
+        EvaluationResult.completion_tokens, EvaluationResult.cost).where(EvaluationResult.run_id == run.id)).all()
     per_case = {r.case_id: (r.scores or {}) for r in rows}
     errors = {r.case_id: (r.metric_errors or {}) for r in rows}
-    run.metrics = suite.aggregate(specs, per_case, errors)
+    not_applicable = {r.case_id: (r.details or {}).get(NOT_APPLICABLE, {}) for r in rows}
+    run.metrics = suite.aggregate(specs, per_case, errors, not_applicable=not_applicable)
     thresholds = run.target_snapshot.get("thresholds", evaluation.thresholds) or {}
     run.thresholds = suite.judge_thresholds(thresholds, run.metrics)
     latencies = sorted(r.latency_ms for r in rows if r.latency_ms is not None)

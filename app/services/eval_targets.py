@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import Document, Evaluation, LlmModel, PromptTemplate
+from app.services import indexes as index_service
 from app.services import prompt_templates, rag, tools
 from app.services.evaluations import _invalid, specs_of, target_of
 from app.services.llm_models import default_model
@@ -220,9 +221,13 @@ def snapshot(evaluation: Evaluation) -> dict:
     if evaluation.type in ("rag_tool", "retrieval_tool"):
         shot["tool"] = {f: getattr(target, f) for f in ("knowledge_source_ids", *tools.INDEX_FIELDS)}
         shot["tool"]["retrieval"] = dict(target.retrieval or {})
+        found = tools.tool_indexes(target)
+        held = index_service.contents(found)  # as the index is, however it was filled (sync or build)
         shot["indexes"] = [{"id": i.id, "source_id": i.source_id, "status": i.status,
-                            "documents": i.documents_total, "built_at": _iso(i.updated_at)}
-                           for i in tools.tool_indexes(target)]
+                            "documents": held[i.id]["documents"], "chunks": held[i.id]["chunks"],
+                            "progress": {"done": held[i.id]["documents"], "total": held[i.id]["expected"]},
+                            "built_at": _iso(i.updated_at)}
+                           for i in found]
         shot["embedding_model"] = _model_brief(target.embedding_model_id)
         shot["retrieval_depth"] = suite.retrieval_depth(specs_of(evaluation), target.retrieval.get("top_k") or 5)
     if evaluation.type == "rag_tool":

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.common.queue import enqueue
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
 from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
-from app.services.llm_models import default_model
+from app.services.llm_models import default_model, resolve_model
 from app.services.usage import record_writer_embeddings
 from knowledge.pipeline import IndexTarget, IndexWriter, WrittenDocument
 from knowledge.types import ParsedDocument, Section
@@ -26,12 +26,10 @@ CHUNKERS = ("token", "markdown")
 def validate_settings(settings: dict) -> dict:
     """Fill defaults and check an index's settings; a chunk larger than the model can read is a 422."""
     model_id = settings.get("embedding_model_id")
-    model = db.session.get(LlmModel, model_id) if model_id else default_model("embedding")
-    if model is None or model.kind != "embedding":
-        raise ValidationFailed(
-            f"embedding_model_id {model_id!r} is not an embedding model.",
-            details={"fields": {"embedding_model_id": ["unknown or not an embedding model"]}},
-        )
+    model = resolve_model(model_id, "embedding", "embedding_model_id") if model_id else default_model("embedding")
+    if model is None:
+        raise ValidationFailed("No embedding model was named and no default embedding model is configured.",
+                               details={"fields": {"embedding_model_id": ["required: no default embedding model"]}})
     size = settings.get("chunk_size", DEFAULT_CHUNK_SIZE)
     overlap = settings.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP)
     chunker = settings.get("chunker", "token")
@@ -87,6 +85,35 @@ def get_index(index_id: str) -> KnowledgeIndex:
 
 def target(index: KnowledgeIndex) -> IndexTarget:
     return engine.index_target(index)
+
+
+def contents(indexes: list[KnowledgeIndex]) -> dict[str, dict[str, int]]:
+    """What each index holds now, counted from its rows (syncs write an index directly, so a build's
+    counters say nothing about it): `documents` and `chunks` it holds at their current version, and
+    `expected`, the indexed documents of its source it should hold. Two grouped queries for them all."""
+    if not indexes:
+        return {}
+    held = db.session.execute(
+        select(IndexedDocument.index_id, func.count(), func.coalesce(func.sum(IndexedDocument.chunk_count), 0))
+        .join(Document, Document.id == IndexedDocument.document_id)
+        .where(IndexedDocument.index_id.in_([i.id for i in indexes]),
+               Document.content_hash == IndexedDocument.content_hash, Document.status == "indexed")
+        .group_by(IndexedDocument.index_id)
+    ).all()
+    expected = dict(db.session.execute(
+        select(Document.source_id, func.count())
+        .where(Document.source_id.in_({i.source_id for i in indexes}), Document.status == "indexed")
+        .group_by(Document.source_id)
+    ).all())
+    counts = {index_id: (documents, int(chunks)) for index_id, documents, chunks in held}
+    return {i.id: {"documents": counts.get(i.id, (0, 0))[0], "chunks": counts.get(i.id, (0, 0))[1],
+                   "expected": expected.get(i.source_id, 0)} for i in indexes}
+
+
+def progress(index: KnowledgeIndex) -> dict[str, int]:
+    """An index's progress as the API shows it: documents held at their current version of those expected."""
+    held = contents([index])[index.id]
+    return {"done": held["documents"], "total": held["expected"]}
 
 
 def mark_ready(index_ids: list[str]) -> None:

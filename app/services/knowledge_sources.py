@@ -99,14 +99,25 @@ def list_sources(args: dict) -> dict:
     return paginate(query, KnowledgeSource, args)
 
 
-def delete_source(source_id: str) -> None:
-    """Delete a source with its documents, indexes, vectors, uploads and working files (409 while it syncs)."""
+def delete_source(source_id: str, *, force: bool = False) -> None:
+    """Delete a source with its documents, indexes, vectors, uploads and working files (409 while it syncs).
+
+    A RAG or retrieval tool that searches it would be left waiting for an index that never comes: 409
+    `in_use` naming them, unless `force`, which deletes those tools too (still 409 if agents use them)."""
     from app.services.sync import active_run
+    from app.services.tools import delete_tools, tools_using_source
     from app.services.uploads import blobs_of, collect_garbage
 
     source = get_source(source_id)
     if active_run(source.id):
         raise Conflict("The source is syncing; cancel the sync or wait for it to end.", code="sync_in_progress")
+    using = tools_using_source(source.id)
+    if using and not force:
+        names = ", ".join(f"{t.name} ({t.id})" for t in using)
+        raise Conflict(f"Source {source.name} is searched by tools: {names}. Delete them first, or delete with "
+                       "?force=true to delete them too.", code="in_use",
+                       details={"tools": [{"id": t.id, "name": t.name} for t in using]})
+    delete_tools(using)  # refused (409 naming the agents) if an agent calls one of them
     targets = [index_service.target(index) for index in index_service.indexes_of(source)]
     released = blobs_of(source.id)
     db.session.delete(source)  # its uploads' rows go with it (ON DELETE CASCADE)

@@ -60,6 +60,36 @@ def get_model(model_id: str) -> LlmModel:
     return model
 
 
+def resolve_model(reference: str, kind: str, field: str) -> LlmModel:
+    """The `kind` model a request names in `field`: by Magnet id (model_…), by its unique name
+    ("local-minilm"), or by the provider's model id ("gpt-4o-mini") when one model of that kind has it.
+    422 naming `field` as sent: unknown, of another kind, or (several models of the kind serve that
+    provider id) ambiguous, listing the candidates."""
+    model = db.session.get(LlmModel, reference) or db.session.execute(
+        select(LlmModel).where(LlmModel.name == reference)).scalar_one_or_none()
+    if model is None:
+        served = db.session.execute(select(LlmModel).where(LlmModel.model_id == reference)
+                                    .order_by(LlmModel.name)).scalars().all()
+        of_kind = [m for m in served if m.kind == kind]
+        if len(of_kind) > 1:
+            candidates = [{"id": m.id, "name": m.name, "provider": m.provider, "model_id": m.model_id}
+                          for m in of_kind]
+            raise ValidationFailed(
+                f"{field} {reference!r} is ambiguous: {len(of_kind)} {kind} models serve it "
+                f"({', '.join(m.name for m in of_kind)}); name one by its id or name.",
+                code="ambiguous_model",
+                details={"fields": {field: [f"ambiguous: matches {len(of_kind)} {kind} models"]},
+                         "candidates": candidates})
+        model = of_kind[0] if of_kind else (served[0] if served else None)
+    if model is None:
+        problem = f"no model has the id or name {reference!r}"
+    elif model.kind != kind:
+        problem = f"{reference!r} ({model.name}) is a {model.kind} model, not a {kind} model"
+    else:
+        return model
+    raise ValidationFailed(f"{field}: {problem}.", details={"fields": {field: [problem]}, field: reference})
+
+
 def default_model(kind: str) -> LlmModel | None:
     return db.session.execute(
         select(LlmModel).where(LlmModel.kind == kind, LlmModel.is_default.is_(True))

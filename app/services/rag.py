@@ -70,6 +70,7 @@ def _enrich(hits) -> list[dict]:
             if row is not None:
                 result["metadata"].setdefault("source", row.external_id)
                 result["metadata"].setdefault("title", row.title or row.name)
+                result["metadata"].setdefault("name", row.name)
     return results
 
 

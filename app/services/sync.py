@@ -250,7 +250,8 @@ class _SourceSync:
             IndexWriter(index_service.target(index), on_written=self._written) for index in self.indexes
         ]
         rows = db.session.execute(
-            select(Document.external_id, Document.id, Document.content_hash, Document.status).where(
+            select(Document.external_id, Document.id, Document.content_hash, Document.status, Document.error_code,
+                   Document.error_message).where(
                 Document.source_id == source.id
             )
         ).all()
@@ -312,9 +313,15 @@ class _SourceSync:
             self._failed(item, known, exc, data_hash=None)
             return True
         digest = sha256_bytes(data)
-        if known is not None and known.content_hash == digest and self._current_everywhere(known, digest):
-            self.run.unchanged += 1
-            return True
+        if known is not None and known.content_hash == digest:
+            if known.status in ("failed", "no_text"):
+                # The same bytes failed before and would fail again: not parsed, but still a failure of
+                # this run, counted and listed with the reason it was stored with.
+                self._still_failing(item, known)
+                return True
+            if self._current_everywhere(known, digest):
+                self.run.unchanged += 1
+                return True
         try:
             parsed = load_document(data, item.name, item.mime_type)
         except IngestError as exc:
@@ -333,8 +340,6 @@ class _SourceSync:
         return True
 
     def _current_everywhere(self, known, digest: str) -> bool:
-        if known.status in ("failed", "no_text"):
-            return True  # the same bytes failed before; they would fail again
         return all(self.state.get((index_id, known.id), (None, 0))[0] == digest for index_id in self.index_ids)
 
     def _save_document(self, item: SourceItem, known, digest: str, parsed, size: int) -> str:
@@ -410,6 +415,12 @@ class _SourceSync:
         document.error_message = hide_server_paths(exc.message)
         document.last_synced_at = utcnow()
         db.session.commit()
+
+    def _still_failing(self, item: SourceItem, known) -> None:
+        self.run.failed += 1
+        code = known.error_code or ("no_text" if known.status == "no_text" else "failed")
+        reason = IngestError(code, known.error_message or "It failed in an earlier sync and has not changed since.")
+        self.run.errors = self._with_error(item, known, reason)
 
     def _with_error(self, item: SourceItem, known, exc: IngestError, skipped: bool = False) -> list:
         errors = list(self.run.errors or [])

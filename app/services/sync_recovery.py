@@ -7,8 +7,8 @@ import logging
 
 from sqlalchemy import select, update
 
-from app.extensions import db
 from app.common.queue import enqueue
+from app.extensions import db
 from app.models import SyncRun, utcnow
 from app.services.leases import abandoned_lease
 from app.services.liveness import stale_before

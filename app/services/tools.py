@@ -15,7 +15,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import KnowledgeIndex, KnowledgeSource, LlmModel, PromptTemplate, RagTool, RetrievalTool
 from app.services import indexes as index_service
-from app.services.llm_models import default_model
+from app.services.llm_models import default_model, resolve_model
 
 INDEX_FIELDS = ("embedding_model_id", "chunker", "chunk_size", "chunk_overlap")
 RETRIEVAL_DEFAULTS: dict[str, Any] = {
@@ -70,15 +70,8 @@ def _check_name_free(kind: str, name: str, exclude_id: str | None = None) -> Non
         raise Conflict(f"A {LABEL[kind]} named '{name}' already exists.", code="duplicate_name", details={"name": name})
 
 
-def _model_of_kind(model_id: str | None, kind: str, field: str) -> LlmModel | None:
-    if model_id is None:
-        return None
-    model = db.session.get(LlmModel, model_id) or db.session.execute(
-        select(LlmModel).where(LlmModel.name == model_id)).scalar_one_or_none()
-    if model is None or model.kind != kind:
-        raise ValidationFailed(f"{field} {model_id!r} is not a {kind} model.",
-                               details={"fields": {field: [f"unknown or not a {kind} model"]}})
-    return model
+def _model_of_kind(reference: str | None, kind: str, field: str) -> LlmModel | None:
+    return None if reference is None else resolve_model(reference, kind, field)
 
 
 def _apply_rag_fields(tool: RagTool, body: dict) -> None:
@@ -114,8 +107,9 @@ def _apply(kind: str, tool, body: dict) -> bool:
     if not tool.knowledge_source_ids:
         raise ValidationFailed("Name at least one knowledge source (knowledge_source_id or knowledge_source_ids).",
                                details={"fields": {"knowledge_source_ids": ["required"]}})
-    if "embedding_model" in body:
-        body["embedding_model_id"] = body.pop("embedding_model")
+    for field in ("embedding_model", "embedding_model_id"):  # the contract's name, and Magnet's
+        if body.get(field) is not None:  # resolved here, so a bad one is reported under the field sent
+            body["embedding_model_id"] = resolve_model(body.pop(field), "embedding", field).id
     before = {f: getattr(tool, f, None) for f in INDEX_FIELDS}
     requested = {f: body.pop(f) for f in INDEX_FIELDS if f in body}
     settings = index_service.validate_settings({**{k: v for k, v in before.items() if v is not None}, **requested})
@@ -168,6 +162,27 @@ def delete_tool(kind: str, tool_id: str) -> None:
     db.session.commit()
 
 
+def tools_using_source(source_id: str) -> list:
+    """The RAG and retrieval tools that search a source (its id is in their knowledge_source_ids)."""
+    found = []
+    for model in KINDS.values():
+        found.extend(t for t in db.session.execute(select(model).order_by(model.name)).scalars()
+                     if source_id in (t.knowledge_source_ids or []))
+    return found
+
+
+def delete_tools(doomed: list) -> None:
+    """Delete these tools in the caller's transaction; 409 in_use naming the agents that call any of them."""
+    from app.services.agents import agents_using
+
+    users = sorted({agent for tool in doomed for agent in agents_using(tool.id)})
+    if users:
+        raise Conflict(f"Tools {', '.join(t.name for t in doomed)} are used by agents: {', '.join(users)}.",
+                       code="in_use", details={"agents": users, "tools": [t.id for t in doomed]})
+    for tool in doomed:
+        db.session.delete(tool)
+
+
 def _ensure_indexes(tool) -> None:
     """Find or create each source's index for the tool's settings; new ones over synced documents are built."""
     settings = {f: getattr(tool, f) for f in INDEX_FIELDS}
@@ -192,10 +207,12 @@ def readiness(tool) -> dict:
     found = tool_indexes(tool)
     missing = len(tool.knowledge_source_ids) - len(found)
     statuses = {index.status for index in found}
+    held = index_service.contents(found)
     status = "failed" if "failed" in statuses else "building" if missing or "building" in statuses else "ready"
     return {
         "status": status,
         "index_ids": [index.id for index in found],
-        "progress": {"done": sum(i.documents_done for i in found), "total": sum(i.documents_total for i in found)},
+        "progress": {"done": sum(c["documents"] for c in held.values()),
+                     "total": sum(c["expected"] for c in held.values())},
         "errors": [index.error for index in found if index.error],
     }

@@ -263,7 +263,7 @@ def stream(turn: PreparedTurn, *, verbosity: str, shape: Callable[[dict], dict],
         with app.app_context():
             try:
                 message, _ = execute(turn, events.put)
-                events.put({"event": "message.completed", **shape(message)})
+                events.put({"event": "message.completed", "message_id": message["id"], **shape(message)})
             except TurnFailed as failed:
                 events.put({"event": "error", "code": failed.error.code, "message": failed.error.message,
                             "message_id": turn.assistant_message_id})
@@ -276,8 +276,8 @@ def stream(turn: PreparedTurn, *, verbosity: str, shape: Callable[[dict], dict],
 
     # Started now, not on the first read: the turn runs (and is saved) even if nobody reads the stream.
     threading.Thread(target=work, name=f"turn-{turn.assistant_message_id}", daemon=True).start()
-    started = {"event": "message.started", "id": turn.assistant_message_id, "conversation_id": turn.conversation_id,
-               "user_message_id": turn.user_message_id}
+    started = {"event": "message.started", "id": turn.assistant_message_id, "message_id": turn.assistant_message_id,
+               "conversation_id": turn.conversation_id, "user_message_id": turn.user_message_id}
 
     def relay() -> Iterator[str]:
         for event in [*(opening or []), started]:

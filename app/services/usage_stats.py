@@ -16,11 +16,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.models import UsageRecord
+from app.models import LlmModel, UsageRecord
 
 # The operations the ledger records (app.services.usage.record_usage callers).
 OPERATIONS = ("chat", "embedding", "rerank", "tool", "judge")
 GRANULARITIES = ("day",)
+SHAPES = ("list", "keyed")  # how by_model / by_entity / by_operation are given
 DEFAULT_SERIES_DAYS = 30
 MAX_SERIES_DAYS = 366
 COST_DECIMALS = 10
@@ -128,7 +129,7 @@ def usage_stats(args: dict) -> dict[str, Any]:
     period = Period.from_args(args.get("start_date"), args.get("end_date"))
     conditions = _conditions(args, period)
     totals = _numbers(db.session.execute(select(*_aggregates()).where(*conditions)).one())
-    return {
+    stats = {
         "calls": totals["calls"],
         "prompt_tokens": totals["prompt_tokens"],
         "completion_tokens": totals["completion_tokens"],
@@ -139,6 +140,25 @@ def usage_stats(args: dict) -> dict[str, Any]:
         "by_entity": _grouped(conditions, UsageRecord.entity_type, UsageRecord.entity_id),
         "by_operation": _grouped(conditions, UsageRecord.operation),
     }
+    if args.get("shape") == "keyed":
+        stats["by_model"] = _keyed_by_model(stats["by_model"])
+        stats["by_entity"] = {group["entity_id"] or group["entity_type"]: group for group in stats["by_entity"]}
+        stats["by_operation"] = {group["operation"]: group for group in stats["by_operation"]}
+    return stats
+
+
+def _keyed_by_model(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The contract's form: an object keyed by the model's name ("gpt-4o-mini"): its Magnet name while it
+    exists (names are unique), else the provider's model name the rows recorded."""
+    names = dict(db.session.execute(select(LlmModel.id, LlmModel.name).where(
+        LlmModel.id.in_([g["model_ref"] for g in groups if g["model_ref"]]))).all())
+    keyed: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        key = names.get(group["model_ref"]) or group["model_name"] or group["model_ref"] or "unknown"
+        while key in keyed:  # a deleted model's rows named like a live one: kept apart, not summed
+            key = f"{key} ({group['model_ref'] or 'deleted'})"
+        keyed[key] = group
+    return keyed
 
 
 def _utc_day(column) -> ColumnElement:

@@ -50,7 +50,7 @@ def test_a_session_is_a_multi_turn_tool_using_conversation(api, client, llm, cha
     first = _send(client, key, content="How long do refunds take?")
     assert first.status_code == 200, first.json
     reply = first.json
-    assert set(reply) == {"id", "session_id", "conversation_id", "content", "citations", "tool_calls",
+    assert set(reply) == {"id", "message_id", "session_id", "conversation_id", "content", "citations", "tool_calls",
                           "attachments", "usage", "created_at"}
     assert reply["id"].startswith("msg_") and reply["conversation_id"].startswith("conv_")
     assert reply["content"] == "Fourteen days [1]." and reply["citations"][0]["source"] == "faq.txt"
@@ -93,8 +93,10 @@ def test_streaming_sends_the_contract_events_by_verbosity(api, client, llm, chat
     llm.script(ToolCallReply("query", {"query": "express"}), Reply("Ten euros [1]."))
     minimal = sse_events(_send(client, key, content="Express cost?", session_id=session, stream=True,
                                verbosity="minimal").get_data(as_text=True))
-    assert [e["event"] for e in minimal][0] == "message.started"  # a continued session is not created again
-    assert {e["event"] for e in minimal} == {"message.started", "text.chunk", "message.completed", "[DONE]"}
+    assert minimal[0] == {"event": "session.created", "session_id": session,
+                          "conversation_id": events[0]["conversation_id"], "is_new": False}
+    assert {e["event"] for e in minimal} == {"session.created", "message.started", "text.chunk",
+                                             "message.completed", "[DONE]"}
 
 
 def test_contract_errors(api, client, llm, chat_model, make_key):
@@ -110,7 +112,8 @@ def test_contract_errors(api, client, llm, chat_model, make_key):
     _error(_send(client, key, content=["not", "text"]), 400, "invalid_request")
     _error(_send(client, key, content="   "), 400, "invalid_request")
     _error(_send(client, key, content="hi", verbosity="chatty"), 400, "invalid_request")
-    _error(_send(client, key, content="hi", session_id="sess_unknown"), 400, "invalid_request")
+    # An id of the form Magnet mints that this integration never held is refused (not someone's new session).
+    _error(_send(client, key, content="hi", session_id="sess_0123456789abcdefghjkmnpq"), 400, "invalid_request")
     _error(_send(client, key, content="hi", attachments=[{"filename": "a.txt", "data": "not base64!"}]),
            400, "invalid_request")
     too_big = base64.b64encode(b"x" * (5 * 1024 * 1024 + 1)).decode()

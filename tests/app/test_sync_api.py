@@ -96,7 +96,12 @@ def test_resync_of_unchanged_source_parses_and_embeds_nothing(app, api, worker, 
     embedder = embedder_for(default_model("embedding"))
     misses_before = embedder.misses
     run = sync(api, source["id"])
-    assert run["counts"] == {"added": 0, "updated": 0, "unchanged": 4, "deleted": 0, "failed": 0}
+    # broken.pdf is still broken: not parsed again, but counted and listed as failed every run.
+    assert run["counts"] == {"added": 0, "updated": 0, "unchanged": 3, "deleted": 0, "failed": 1}
+    assert run["status"] == "completed_with_errors"
+    failed = [e for e in run["errors"] if not e["skipped"]]
+    assert [(e["external_id"], e["code"]) for e in failed] == [("broken.pdf", "corrupt_file")]
+    assert failed[0]["document_id"] == _documents(api, source["id"])["broken.pdf"]["id"] and failed[0]["message"]
     assert embedder.misses == misses_before
     target = _stores(source["id"])
     docs = _documents(api, source["id"])
@@ -129,7 +134,8 @@ def test_a_file_that_breaks_keeps_its_indexed_version(app, api, worker, source, 
     good = _documents(api, source["id"])["statement.pdf"]
     (folder / "statement.pdf").write_bytes(b"%PDF-1.7\n garbage that is not a pdf body")
     run = sync(api, source["id"])
-    assert run["counts"]["failed"] == 1
+    assert run["counts"]["failed"] == 2  # it, and broken.pdf (still broken)
+    assert {e["external_id"] for e in run["errors"] if not e["skipped"]} == {"statement.pdf", "broken.pdf"}
     doc = _documents(api, source["id"])["statement.pdf"]
     assert doc["status"] == "indexed" and doc["chunk_count"] == good["chunk_count"]
     assert doc["error"]["code"] == "corrupt_file"

@@ -30,8 +30,9 @@ class AgentWriteSchema(StrictSchema):
     role = fields.String(allow_none=True, validate=validate.Length(max=5000))
     system_prompt = fields.String(allow_none=True, validate=validate.Length(max=100_000))
     model_id = fields.String(
-        validate=validate.Length(min=1, max=40),
-        metadata={"description": "A chat model; default: the default chat model"},
+        validate=validate.Length(min=1, max=300),
+        metadata={"description": "A chat model by id (model_…), name, or provider model id (\"gpt-4o-mini\", "
+                                 "when one chat model serves it); default: the default chat model"},
     )
     temperature = fields.Float(load_default=0.2, validate=validate.Range(min=0, max=2))
     max_tokens = fields.Integer(load_default=1024, strict=True, validate=validate.Range(min=1, max=200_000))

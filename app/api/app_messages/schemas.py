@@ -14,7 +14,9 @@ from app.api.conversations.schemas import (
 class AppMessageSchema(StrictSchema):
     content = message_field()
     session_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
-                               metadata={"description": "From an earlier reply: continue that conversation"})
+                               metadata={"description": "Your identifier for the conversation, scoped to this "
+                                                        "integration: the same id continues it, a new one starts "
+                                                        "one; omitted, Magnet makes one (sess_…) and replies with it"})
     user_id = fields.String(allow_none=True, validate=validate.Length(max=200),
                             metadata={"description": "Your user, stored on a new conversation"})
     stream = StrictBoolean(load_default=False)
@@ -29,6 +31,7 @@ class AppUsageSchema(Schema):
 
 class AppReplySchema(Schema):
     id = fields.String(required=True, metadata={"description": "The answer's message id (msg_…)"})
+    message_id = fields.String(required=True, metadata={"description": "The same as `id`, as stream events name it"})
     session_id = fields.String(required=True)
     conversation_id = fields.String(required=True)
     content = fields.String(required=True)

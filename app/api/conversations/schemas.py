@@ -1,16 +1,35 @@
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from app.api.common import StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.services.attachments import DEFAULT_MAX_ATTACHMENTS
 from app.services.turns import VERBOSITY_EVENTS
 
 MAX_MESSAGE_CHARS = 32_000
+# The app contract's attachment kinds; informational (a file is read by its name and content type).
+ATTACHMENT_TYPES = ("file", "document", "image", "text")
 
 
 class AttachmentInSchema(StrictSchema):
-    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    """`{type, name, data, content_type}` (the app contract's shape) or `{filename, data, content_type}`."""
+
+    type = fields.String(validate=validate.OneOf(ATTACHMENT_TYPES),
+                         metadata={"description": "What the file is; its text is read by its name and content type"})
+    name = fields.String(validate=validate.Length(min=1, max=255), metadata={"description": "The file's name"})
+    filename = fields.String(validate=validate.Length(min=1, max=255), metadata={"description": "Alias of name"})
     content_type = fields.String(allow_none=True, validate=validate.Length(max=200))
     data = fields.String(required=True, metadata={"description": "The file's bytes, base64 (a data: URL works too)"})
+
+    @validates_schema
+    def _one_name(self, data, **kwargs):
+        if "name" in data and "filename" in data and data["name"] != data["filename"]:
+            raise ValidationError("Send the file's name once, as name (or filename).", field_name="name")
+        if "name" not in data and "filename" not in data:
+            raise ValidationError("Missing data for required field.", field_name="name")
+
+    @post_load
+    def _as_filename(self, data, **kwargs):
+        data["filename"] = data.pop("name", None) or data["filename"]
+        return data
 
 
 def attachments_field() -> fields.List:
@@ -77,6 +96,7 @@ class ChatMessageSchema(Schema):
     latency_ms = fields.Float(allow_none=True)
     usage = fields.Nested(UsageSchema, required=True)
     created_at = UtcDateTime(required=True)
+    timestamp = UtcDateTime(required=True, metadata={"description": "The same as created_at (the contract's name)"})
 
 
 class AttachmentSchema(Schema):

@@ -2,6 +2,7 @@
 
 Dify sends `Authorization: Bearer <key>` (a Magnet key with the operator role) and `knowledge_id` (a
 retrieval tool id). Errors keep Magnet's envelope and status codes, which Dify shows as a failed call.
+`metadata_condition` is app.services.dify's.
 """
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -9,14 +10,9 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app.api.common import StrictSchema
 from app.auth import current_api_key_id, requires
-from app.errors import ValidationFailed
-from app.services import rag, tools
+from app.services import dify
 
 blp = Blueprint("dify", __name__, url_prefix="/api/dify", description="Dify External Knowledge API")
-
-# Dify's comparison operators that have an exact equivalent in Magnet's filters.
-OPERATORS = {"is": "$eq", "=": "$eq", "is not": "$ne", "≠": "$ne", ">": "$gt", "<": "$lt", "≥": "$gte",
-             "≤": "$lte", "after": "$gt", "before": "$lt"}
 
 
 class RetrievalSettingSchema(Schema):
@@ -34,7 +30,10 @@ class DifyRequestSchema(StrictSchema):
     knowledge_id = fields.String(required=True)
     query = fields.String(required=True, validate=validate.Length(min=1))
     retrieval_setting = fields.Nested(RetrievalSettingSchema, load_default=lambda: {"top_k": 5, "score_threshold": None})
-    metadata_condition = fields.Dict(allow_none=True)
+    metadata_condition = fields.Dict(allow_none=True, metadata={
+        "description": "Dify's filter: {logical_operator: and|or, conditions: [{name: str | [str], "
+                       "comparison_operator, value}]}; every operator Dify documents, on the metadata records "
+                       "show (source, path, name, title, page, section, custom keys)"})
 
 
 class RecordSchema(Schema):
@@ -48,23 +47,6 @@ class DifyResponseSchema(Schema):
     records = fields.List(fields.Nested(RecordSchema), required=True)
 
 
-def metadata_filter(condition: dict | None) -> dict | None:
-    """Dify's metadata_condition as a Magnet filter; an operator with no exact equivalent is a 422."""
-    if not condition or not condition.get("conditions"):
-        return None
-    clauses = []
-    for item in condition["conditions"]:
-        operator = OPERATORS.get(item.get("comparison_operator"))
-        if operator is None:
-            raise ValidationFailed(f"Unsupported comparison_operator {item.get('comparison_operator')!r}; "
-                                   f"supported: {', '.join(OPERATORS)}.", code="invalid_filter")
-        names = item.get("name") or []
-        clauses.extend({name: {operator: item.get("value")}} for name in names)
-    if len(clauses) == 1:
-        return clauses[0]
-    return {"$or" if condition.get("logical_operator") == "or" else "$and": clauses}
-
-
 @blp.route("/retrieval")
 class DifyRetrieval(MethodView):
     @requires("operator")
@@ -73,14 +55,7 @@ class DifyRetrieval(MethodView):
     def post(self, body):
         """Dify External Knowledge retrieval: records with content, score, title and metadata"""
         setting = body["retrieval_setting"]
-        run = rag.QueryRun(tool=tools.get_tool("retrieval", body["knowledge_id"]), query=body["query"],
-                           api_key_id=current_api_key_id())
-        rag.retrieve(run, top_k=setting["top_k"], filters=metadata_filter(body.get("metadata_condition")))
-        rag.save_trace(run)
-        threshold = setting.get("score_threshold")
-        records = [
-            {"content": r["content"], "score": r["score"], "title": r["metadata"].get("title") or "",
-             "metadata": r["metadata"]}
-            for r in run.results if threshold is None or r["score"] >= threshold
-        ]
+        records = dify.retrieve(body["knowledge_id"], body["query"], top_k=setting["top_k"],
+                                score_threshold=setting.get("score_threshold"),
+                                metadata_condition=body.get("metadata_condition"), api_key_id=current_api_key_id())
         return {"records": records}

@@ -50,7 +50,7 @@ class Compare(MethodView):
     @blp.arguments(s.CompareArgs, location="query")
     @blp.response(200, envelope(s.ComparisonSchema))
     def get(self, args):
-        """Compare two runs of one evaluation: deltas, paired significance, per-case wins and losses"""
+        """Compare two runs (of one evaluation, or of two with the same cases): deltas, paired significance, wins and losses"""
         return ok(eval_results.compare(args["base"], args["head"], args["alpha"]))
 
 

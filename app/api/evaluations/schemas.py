@@ -107,7 +107,9 @@ class EvaluationRunSchema(Schema):
     progress = fields.Method("_progress", metadata={"type": "object", "description": "cases done / total"})
     cases_failed = fields.Integer(required=True)
     metrics = fields.Dict(required=True, metadata={
-        "description": "Per metric: score, ci_low, ci_high (95% bootstrap), covered, total, errors"})
+        "description": "Per metric: score, ci_low, ci_high (95% bootstrap), covered, total, errors (scoring "
+                       "failed), not_applicable (the case gives it nothing to score), spread (sample standard "
+                       "deviation of the per-case scores)"})
     thresholds = fields.Dict(required=True)
     totals = fields.Dict(required=True)
     target_snapshot = fields.Dict(required=True)
@@ -127,10 +129,14 @@ class EvaluationResultSchema(Schema):
     ordinal = fields.Integer(required=True)
     input = fields.String(allow_none=True)
     expected_output = fields.Raw(allow_none=True)
+    expected_sources = fields.List(fields.Dict(), required=True)
+    metadata = fields.Dict(required=True, metadata={"description": "The case's metadata (e.g. a BEIR query id)"})
     status = fields.String(required=True, metadata={"enum": ["ok", "error", "timeout"]})
     error = fields.String(allow_none=True)
     scores = fields.Dict(required=True)
-    metric_errors = fields.Dict(required=True)
+    metric_errors = fields.Dict(required=True, metadata={"description": "Metrics whose scoring failed, and why"})
+    not_applicable = fields.Dict(required=True, metadata={
+        "description": "Metrics the case gives nothing to score (no expected sources or answer), and why"})
     details = fields.Dict(required=True)
     warnings = fields.List(fields.String(), required=True)
     answer = fields.String(allow_none=True)
@@ -171,7 +177,12 @@ class CompareArgs(Schema):
 class ComparisonSchema(Schema):
     base_run_id = fields.String(required=True)
     head_run_id = fields.String(required=True)
-    evaluation_id = fields.String(required=True)
+    evaluation_id = fields.String(required=True, metadata={"description": "The base run's evaluation"})
+    head_evaluation_id = fields.String(required=True)
+    case_matching = fields.Dict(required=True, metadata={
+        "description": "How cases were paired: by case id (one evaluation), or by content (two evaluations with "
+                       "the same inputs and expectations): matched, pairs {base_case_id, head_case_id}, "
+                       "unmatched_base_cases, unmatched_head_cases; per-case results are keyed by the base case id"})
     alpha = fields.Float(required=True)
     regressed = fields.List(fields.String(), required=True, metadata={"description": "Metrics significantly worse"})
     improved = fields.List(fields.String(), required=True)

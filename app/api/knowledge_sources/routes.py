@@ -7,6 +7,7 @@ from app.api.knowledge_sources.schemas import (
     IndexSchema,
     IndexSettingsSchema,
     SourceCreateSchema,
+    SourceDeleteArgs,
     SourceListArgs,
     SourceSchema,
     SourceUpdateSchema,
@@ -67,10 +68,13 @@ class SourceById(MethodView):
         return ok(_with_stats([sources.update_source(source_id, body, role=current_role())])[0])
 
     @requires("operator")
+    @blp.arguments(SourceDeleteArgs, location="query")
     @blp.response(200, MessageSchema)
-    def delete(self, source_id):
-        """Delete a source with its documents, chunks and vectors (409 while it syncs)"""
-        sources.delete_source(source_id)
+    @blp.alt_response(409, description="sync_in_progress, or in_use: RAG or retrieval tools search it")
+    def delete(self, args, source_id):
+        """Delete a source with its documents, chunks and vectors (409 while it syncs or tools use it;
+        `?force=true` deletes those tools too)"""
+        sources.delete_source(source_id, force=args["force"])
         return deleted("knowledge source")
 
 

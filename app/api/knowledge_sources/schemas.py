@@ -26,7 +26,9 @@ class IndexSchema(Schema):
     created_at = UtcDateTime(required=True)
 
     def _progress(self, obj):
-        return {"done": obj.documents_done, "total": obj.documents_total}
+        from app.services.indexes import progress  # counted from what the index holds, not a build's counters
+
+        return progress(obj)
 
 
 class SyncRunSchema(Schema):
@@ -57,7 +59,11 @@ class SourceSchema(Schema):
     description = fields.String(allow_none=True)
     type = fields.String(required=True, metadata={"enum": list(SOURCE_TYPES)})
     configuration = fields.Dict(required=True)
-    status = fields.String(required=True, metadata={"enum": ["idle", "syncing", "error"]})
+    status = fields.String(required=True, metadata={
+        "enum": ["idle", "syncing", "error"],
+        "description": "idle: not syncing, its documents searchable as last synced (the contract's active/"
+                       "ready; see last_sync_status for how that sync ended, e.g. completed_with_errors); "
+                       "syncing: a sync is queued or running; error: the last sync failed as a whole"})
     schedule = fields.Dict(allow_none=True)
     next_sync_at = UtcDateTime(allow_none=True)
     last_sync = UtcDateTime(allow_none=True)
@@ -96,3 +102,9 @@ SourceListArgs = list_args(
     name="SourceListArgs",
 )
 SyncListArgs = list_args("finished_at", name="SyncListArgs")
+
+
+class SourceDeleteArgs(Schema):
+    force = fields.Boolean(load_default=False, metadata={
+        "description": "Also delete the RAG and retrieval tools that search this source (default: 409 in_use "
+                       "naming them)"})

@@ -1,7 +1,16 @@
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from app.api.common import PartialSchema, StrictBoolean, StrictSchema, UtcDateTime, list_args
 from app.models import MODEL_KINDS, PROVIDERS
+
+
+def infer_kind(model_id: str) -> str:
+    """The kind of a model created without one, from its provider id ("text-embedding-3-small")."""
+    lowered = model_id.lower()
+    if "embed" in lowered:
+        return "embedding"
+    return "rerank" if "rerank" in lowered else "chat"
+
 
 HTTP_URL = validate.URL(schemes={"http", "https"}, require_tld=False, error="must be an http(s) URL")
 
@@ -47,11 +56,19 @@ class ModelWriteSchema(StrictSchema):
     endpoint = fields.String(allow_none=True, validate=[validate.Length(max=2000), HTTP_URL])
     api_key = fields.String(allow_none=True, load_only=True, validate=validate.Length(min=1, max=4000),
                             metadata={"description": "Write-only; encrypted at rest. null removes it."})
-    kind = fields.String(required=True, validate=validate.OneOf(MODEL_KINDS))
+    kind = fields.String(validate=validate.OneOf(MODEL_KINDS),
+                         metadata={"description": "Default: inferred from model_id: 'embedding' when it contains "
+                                                  "'embed', 'rerank' when it contains 'rerank', else 'chat'"})
     context_window = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100_000_000))
     pricing = fields.Nested(PricingSchema)
     is_default = StrictBoolean(load_default=False)
     settings = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @post_load
+    def _infer_kind(self, data, partial, **kwargs):
+        if "kind" not in data and not partial:
+            data["kind"] = infer_kind(data["model_id"])
+        return data
 
     @validates_schema
     def _endpoint_needed(self, data, partial, **kwargs):

@@ -2,7 +2,7 @@ from datetime import date, datetime
 
 from marshmallow import Schema, fields, validate
 
-from app.services.usage_stats import GRANULARITIES, OPERATIONS
+from app.services.usage_stats import GRANULARITIES, OPERATIONS, SHAPES
 
 DATE_HELP = (
     "YYYY-MM-DD (a UTC day) or an ISO 8601 datetime (naive means UTC). "
@@ -51,6 +51,9 @@ class UsageFilterArgs(Schema):
 class UsageStatsArgs(UsageFilterArgs):
     start_date = DateOrDateTime(metadata={"description": DATE_HELP + " Default: no lower bound."})
     end_date = DateOrDateTime(metadata={"description": DATE_HELP + " Default: no upper bound."})
+    shape = fields.String(load_default="list", validate=validate.OneOf(SHAPES), metadata={
+        "description": "list (default): by_model, by_entity and by_operation are lists of groups; keyed: "
+                       "objects keyed by model name, entity id and operation (the contract's form)"})
 
 
 class UsageCostArgs(UsageFilterArgs):
@@ -82,6 +85,22 @@ class UsageByOperationSchema(_UsageNumbers):
     operation = fields.String(required=True)
 
 
+class _ListOrKeyed(fields.Field):
+    """Groups as a list, or (shape=keyed) an object of the same groups keyed by `key`."""
+
+    def __init__(self, group: type[Schema], key: str):
+        self.group = group()
+        super().__init__(required=True, metadata={
+            "description": f"A list of groups; with shape=keyed an object keyed by {key}",
+            "oneOf": [{"type": "array", "items": {"type": "object"}},
+                      {"type": "object", "additionalProperties": {"type": "object"}}]})
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, dict):
+            return {key: self.group.dump(group) for key, group in value.items()}
+        return self.group.dump(value, many=True)
+
+
 class UsageStatsSchema(Schema):
     calls = fields.Integer(required=True)
     prompt_tokens = fields.Integer(required=True)
@@ -89,9 +108,9 @@ class UsageStatsSchema(Schema):
     cached_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
     total_cost = fields.Float(required=True, metadata={"description": "Sum of the rows' costs, rounded to 10 decimals"})
-    by_model = fields.List(fields.Nested(UsageByModelSchema), required=True)
-    by_entity = fields.List(fields.Nested(UsageByEntitySchema), required=True)
-    by_operation = fields.List(fields.Nested(UsageByOperationSchema), required=True)
+    by_model = _ListOrKeyed(UsageByModelSchema, "model name")
+    by_entity = _ListOrKeyed(UsageByEntitySchema, "entity id")
+    by_operation = _ListOrKeyed(UsageByOperationSchema, "operation")
 
 
 class UsageCostPointSchema(_UsageNumbers):
