@@ -21,6 +21,7 @@ from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder
 from knowledge.pipeline import IndexTarget
 from knowledge.stores import make_lexical_index
 from knowledge.stores.chroma import ChromaVectorStore
+from knowledge.types import LexicalIndex
 
 _lock = threading.RLock()  # re-entrant: building an embedder builds the shared cache
 # The local MiniLM reads at most 256 word pieces; this is its limit in the chunker's tokens too.
@@ -42,11 +43,16 @@ def embedding_cache() -> EmbeddingCache:
     return _shared("embedding_cache", lambda: EmbeddingCache(config.data_dir / "embedding-cache.db"))
 
 
+def can_embed(model: LlmModel) -> bool:
+    """Whether Magnet can embed with this model: local embedding models only, for now."""
+    return model.kind == "embedding" and model.provider == "local"
+
+
 def embedder_for(model: LlmModel) -> CachedEmbedder:
     """The cached embedder of an embedding model. Local models run in-process with sentence-transformers."""
     if model.kind != "embedding":
         raise ValidationFailed(f"{model.name} is a {model.kind} model, not an embedding model.")
-    if model.provider != "local":
+    if not can_embed(model):
         raise ValidationFailed(f"Embedding with provider {model.provider} is not supported yet; use a local model.")
 
     def build():
@@ -89,6 +95,11 @@ def index_target(index: KnowledgeIndex) -> IndexTarget:
         vectors=ChromaVectorStore(chroma_client(), collection_name(index)),
         lexical=make_lexical_index(db.engine, index.id),
     )
+
+
+def index_storage(index: KnowledgeIndex) -> tuple[ChromaVectorStore, LexicalIndex]:
+    """Where an index's vectors and lexical entries live: enough to drop them, no embedder needed."""
+    return ChromaVectorStore(chroma_client(), collection_name(index)), make_lexical_index(db.engine, index.id)
 
 
 def reranker_for(model: LlmModel):

@@ -10,6 +10,7 @@ from app.common.pagination import paginate
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import Document, KnowledgeIndex, KnowledgeSource, SyncRun, utcnow
+from app.services import engine
 from app.services import indexes as index_service
 from app.services.scheduler import next_run, validate_schedule
 from app.services.sources_config import validate_configuration
@@ -92,13 +93,14 @@ def delete_source(source_id: str) -> None:
     source = get_source(source_id)
     if active_run(source.id):
         raise Conflict("The source is syncing; cancel the sync or wait for it to end.", code="sync_in_progress")
-    targets = [index_service.target(index) for index in index_service.indexes_of(source)]
+    # Only the storage: a source whose index model can no longer embed must still be deletable.
+    storages = [engine.index_storage(index) for index in index_service.indexes_of(source)]
     db.session.delete(source)
     db.session.commit()
     # After the commit: the records are gone first, then their vectors and files.
-    for target in targets:
-        target.vectors.drop()
-        target.lexical.drop()
+    for vectors, lexical in storages:
+        vectors.drop()
+        lexical.drop()
     shutil.rmtree(current_app.extensions["magnet.config"].data_dir / "sources" / source_id, ignore_errors=True)
 
 
