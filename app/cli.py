@@ -136,8 +136,34 @@ def _warm_up(app) -> None:
         log.exception("warming up the embedding models failed")
 
 
+# gunicorn answers the requests it cannot parse itself; these are the codes of its statuses.
+_GUNICORN_ERROR_CODES = {414: "uri_too_long", 431: "headers_too_large", 403: "forbidden",
+                         417: "expectation_failed", 501: "not_implemented", 500: "internal_error"}
+
+
+def _json_error_pages() -> None:
+    """gunicorn refuses a request it cannot parse (a request line over its 4094-byte limit: 414; bad or
+    too many headers: 400/431) before Magnet sees it, with an HTML page. The API answers JSON, always: write
+    those in the error envelope instead. gunicorn's workers call `gunicorn.util.write_error` for them."""
+    import json
+
+    from gunicorn import util
+
+    def write_error(sock, status_int, reason, mesg):
+        code = _GUNICORN_ERROR_CODES.get(status_int, "bad_request")
+        body = json.dumps({"success": False, "error": {"code": code, "message": f"{reason}: {mesg}",
+                                                       "details": {}}})
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        util.write_nonblock(sock, (head + body).encode("latin1"))  # json.dumps escapes non-ASCII
+
+    util.write_error = write_error
+
+
 def _run_gunicorn(app, host: str, port: int, workers: int, threads: int, with_jobs: bool) -> None:
     from gunicorn.app.base import BaseApplication
+
+    _json_error_pages()
 
     from app.extensions import db
 

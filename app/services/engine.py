@@ -23,7 +23,7 @@ from knowledge.embedders.sql_cache import SqlEmbeddingCache
 from knowledge.pipeline import IndexTarget
 from knowledge.stores import make_lexical_index
 from knowledge.stores.chroma import ChromaVectorStore
-from knowledge.types import VectorCache
+from knowledge.types import LexicalIndex, VectorCache
 
 _lock = threading.RLock()  # re-entrant: building an embedder builds the shared cache
 # The local MiniLM reads at most 256 word pieces; this is its limit in the chunker's tokens too.
@@ -53,11 +53,16 @@ def embedding_cache() -> VectorCache:
     return _shared("embedding_cache", build)
 
 
+def can_embed(model: LlmModel) -> bool:
+    """Whether Magnet can embed with this model: local embedding models only, for now."""
+    return model.kind == "embedding" and model.provider == "local"
+
+
 def embedder_for(model: LlmModel) -> CachedEmbedder:
     """The cached embedder of an embedding model. Local models run in-process with sentence-transformers."""
     if model.kind != "embedding":
         raise ValidationFailed(f"{model.name} is a {model.kind} model, not an embedding model.")
-    if model.provider != "local":
+    if not can_embed(model):
         raise ValidationFailed(f"Embedding with provider {model.provider} is not supported yet; use a local model.")
 
     def build():
@@ -100,6 +105,11 @@ def index_target(index: KnowledgeIndex) -> IndexTarget:
         vectors=ChromaVectorStore(chroma_client(), collection_name(index)),
         lexical=make_lexical_index(db.engine, index.id),
     )
+
+
+def index_storage(index: KnowledgeIndex) -> tuple[ChromaVectorStore, LexicalIndex]:
+    """Where an index's vectors and lexical entries live: enough to drop them, no embedder needed."""
+    return ChromaVectorStore(chroma_client(), collection_name(index)), make_lexical_index(db.engine, index.id)
 
 
 def reranker_for(model: LlmModel):

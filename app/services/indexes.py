@@ -30,6 +30,11 @@ def validate_settings(settings: dict) -> dict:
     if model is None:
         raise ValidationFailed("No embedding model was named and no default embedding model is configured.",
                                details={"fields": {"embedding_model_id": ["required: no default embedding model"]}})
+    if not engine.can_embed(model):  # refused now, not by every sync of the index later
+        raise ValidationFailed(
+            f"Embedding with provider {model.provider} is not supported yet; use a local model.",
+            details={"fields": {"embedding_model_id": ["only local embedding models can build an index"]}},
+        )
     size = settings.get("chunk_size", DEFAULT_CHUNK_SIZE)
     overlap = settings.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP)
     chunker = settings.get("chunker", "token")

@@ -10,6 +10,7 @@ from app.common.pagination import paginate
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.models import Document, KnowledgeIndex, KnowledgeSource, SyncRun, utcnow
+from app.services import engine
 from app.services import indexes as index_service
 from app.services.scheduler import next_run, validate_schedule
 from app.services.sources_config import needs_admin, validate_configuration
@@ -118,14 +119,15 @@ def delete_source(source_id: str, *, force: bool = False) -> None:
                        "?force=true to delete them too.", code="in_use",
                        details={"tools": [{"id": t.id, "name": t.name} for t in using]})
     delete_tools(using)  # refused (409 naming the agents) if an agent calls one of them
-    targets = [index_service.target(index) for index in index_service.indexes_of(source)]
+    # Only the storage: a source whose index model can no longer embed must still be deletable.
+    storages = [engine.index_storage(index) for index in index_service.indexes_of(source)]
     released = blobs_of(source.id)
     db.session.delete(source)  # its uploads' rows go with it (ON DELETE CASCADE)
     db.session.commit()
     # After the commit: the records are gone first, then their vectors, bytes and files.
-    for target in targets:
-        target.vectors.drop()
-        target.lexical.drop()
+    for vectors, lexical in storages:
+        vectors.drop()
+        lexical.drop()
     collect_garbage(released)
     shutil.rmtree(current_app.extensions["magnet.config"].data_dir / "sources" / source_id, ignore_errors=True)
 

@@ -91,3 +91,14 @@ def test_serve_loads_the_indexes_embedding_model_before_the_first_query(served, 
     output = wait_for(served_log.read_text, lambda text: "embedding models loaded" in text, timeout=90)
     assert "embedding models loaded: local-minilm" in output  # the seeded demo index's model
     assert "POST /api/" not in output  # no query asked for it
+
+
+@pytest.mark.integration
+def test_requests_gunicorn_refuses_are_answered_in_json_too(served):
+    base, _, _ = served
+    too_long = requests.get(f"{base}/api/models?q={'x' * 6000}", timeout=10)
+    assert too_long.status_code == 414
+    assert too_long.headers["Content-Type"] == "application/json"
+    assert too_long.json()["success"] is False and too_long.json()["error"]["code"] == "uri_too_long"
+    doubled = requests.get(f"{base}/api//models", timeout=10, allow_redirects=False)
+    assert doubled.status_code == 401 and doubled.headers["Content-Type"] == "application/json"
