@@ -3,7 +3,6 @@
 answer, while /api/health is polled every 0.5 s."""
 import os
 import re
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.integration.test_serve import BIN, _free_port, _magnet
+from tests.integration.test_serve import _magnet, running_serve
 
 UPSTREAM_SECONDS = 4
 CALLERS = 32
@@ -53,25 +52,9 @@ def server(tmp_path):
            "MAGNET_OUTBOUND_ALLOWLIST": "127.0.0.1", "MAGNET_OUTBOUND_CONCURRENCY": "4"}
     env.pop("MAGNET_DATABASE_URL", None)
     assert _magnet(env, "db", "upgrade").returncode == 0
-    port = _free_port()
-    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - the server writes to it until the end
-    proc = subprocess.Popen([str(BIN / "magnet"), "serve", "--port", str(port), "--threads", "8"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{base}/api/health", timeout=2).status_code in (200, 503):
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        log.seek(0)
-        key = re.search(r"Admin API key: (magnet_ak_\S+)", log.read()).group(1)
+    with running_serve(env, tmp_path / "serve.log", "--threads", "8") as (base, output):
+        key = re.search(r"Admin API key: (magnet_ak_\S+)", output).group(1)
         yield base, {"X-API-Key": key}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.integration

@@ -1,4 +1,5 @@
 """What `make run` does, end to end over real HTTP: migrate, seed, serve under gunicorn, print a working key."""
+import contextlib
 import os
 import re
 import socket
@@ -35,20 +36,27 @@ def served(request, tmp_path):
     for step in (("db", "upgrade"), ("seed",)):
         done = _magnet(env, *step)
         assert done.returncode == 0, done.stderr
+    with running_serve(env, tmp_path / "serve.log") as (base, output):
+        yield base, output, env
+
+
+@contextlib.contextmanager
+def running_serve(env: dict, log_path: Path, *args: str):
+    """`magnet serve` on a free port until the block ends; yields its base URL and what it printed at start."""
     port = _free_port()
-    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - outlives this block: the server writes to it
-    proc = subprocess.Popen([str(BIN / "magnet"), "serve", "--port", str(port)], env=env, stdout=log,
+    log = open(log_path, "w+")  # noqa: SIM115 - outlives this block: the server writes to it
+    proc = subprocess.Popen([str(BIN / "magnet"), "serve", "--port", str(port), *args], env=env, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        for _ in range(300):
             try:
                 if requests.get(f"{base}/api/health", timeout=2).status_code in (200, 503):
                     break
             except requests.RequestException:  # not listening yet, or the worker is still loading models
                 time.sleep(0.1)
         log.seek(0)
-        yield base, log.read(), env
+        yield base, log.read()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
