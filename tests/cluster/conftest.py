@@ -121,6 +121,8 @@ class Cluster:
             MAGNET_CHROMA_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
             MAGNET_REDIS_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
             MAGNET_OUTBOUND_ALLOWLIST="127.0.0.1",
+            # The tests' folders lie under pytest's temporary root, beside (never inside) the nodes' data dirs.
+            MAGNET_SOURCE_ROOTS=str(tmp.parent),
             PYTHONUNBUFFERED="1",
         )
         self.nodes: list[Node] = []

@@ -127,7 +127,7 @@ def test_an_upload_to_node_a_is_synced_by_a_worker_and_searchable_from_node_b(cl
     tool_id = retrieval_tool(b, source_id, "uploads-finder")
     hits = wait_until(lambda: (lambda r: r.json()["data"]["results"] if r.status_code == 200 else None)(
         search(b, tool_id, "fog horn maintenance")), "a search from node B")
-    assert "lighthouse keeper" in hits[0]["text"]
+    assert "lighthouse keeper" in hits[0]["content"]
 
 
 def test_a_worker_killed_mid_sync_is_reaped_and_a_resync_converges_like_a_clean_sync(cluster, tmp_path):
