@@ -19,6 +19,7 @@ from app.models.evaluation import (
 )
 from app.models.knowledge import (
     ACTIVE_SYNC_STATUSES,
+    INDEXED_STATUSES,
     SOURCE_TYPES,
     Document,
     IndexedDocument,
@@ -47,6 +48,7 @@ __all__ = [
     "RetrievalTool",
     "Trace",
     "ACTIVE_SYNC_STATUSES",
+    "INDEXED_STATUSES",
     "SOURCE_TYPES",
     "Document",
     "IndexedDocument",

@@ -20,6 +20,7 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.models import (
     ACTIVE_SYNC_STATUSES,
+    INDEXED_STATUSES,
     Document,
     IndexedDocument,
     KnowledgeSource,
@@ -29,7 +30,7 @@ from app.models import (
 )
 from app.services import indexes as index_service
 from app.services.leases import Lease, abandoned_lease
-from app.services.sources_config import connector_for, hide_server_paths, max_file_size
+from app.services.sources_config import connector_for, hide_server_paths, max_file_size, ocr_mode
 from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
@@ -268,6 +269,18 @@ def _update_source_after(run: SyncRun, resync: bool = True) -> None:
         start_sync(source.id, trigger="upload")
 
 
+def _indexed_state(warnings: list[dict]) -> dict:
+    """Status and reason of a document whose chunks are written: warnings (per page) make the reason."""
+    if not warnings:
+        return {"status": "indexed", "error_code": None, "error_message": None}
+    codes = sorted({w["code"] for w in warnings})
+    message = "; ".join(w["message"] for w in warnings[:20])
+    if len(warnings) > 20:
+        message += f"; and {len(warnings) - 20} more"
+    return {"status": "indexed_with_warnings", "error_code": codes[0] if len(codes) == 1 else "warnings",
+            "error_message": message}
+
+
 class _SourceSync:
     """One execution of a sync run."""
 
@@ -276,6 +289,10 @@ class _SourceSync:
         self.run_id = run.id
         self.source = source
         self.max_bytes = max_file_size(source)
+        self.ocr_mode = ocr_mode(source)
+        # Seconds per stage for the run's `timings`; OCR is part of parsing and also counted on its own.
+        self.timings = {"parse": 0.0, "ocr": 0.0, "ocr_pages": 0}
+        self.warned: dict[str, list[dict]] = {}  # document id -> warnings, until its chunks are written
         self.indexes = index_service.indexes_of(source)
         # Plain ids: ORM objects expire at every commit and would reload on each access in the hot loop.
         self.index_ids = [index.id for index in self.indexes]
@@ -316,6 +333,7 @@ class _SourceSync:
         for writer in self.writers:
             writer.flush()
         self._commit_written()
+        self._record_timings()
         self._delete_missing(seen)
         if self.source.type == "web":
             self.run.documents_total = self.run.documents_done
@@ -342,13 +360,20 @@ class _SourceSync:
         if known is not None and known.content_hash == digest and self._current_everywhere(known, digest):
             self.run.unchanged += 1
             return True
+        started = time.perf_counter()
         try:
-            parsed = load_document(data, item.name, item.mime_type)
+            parsed = load_document(data, item.name, item.mime_type, ocr=self.ocr_mode)
         except IngestError as exc:
             self._failed(item, known, exc, data_hash=digest)
             return True
+        finally:
+            self.timings["parse"] += time.perf_counter() - started
+        ocr = parsed.metadata.get("ocr") or {}
+        self.timings["ocr"] += ocr.get("seconds", 0.0)
+        self.timings["ocr_pages"] += len(ocr.get("pages", ()))
         document_id = self._save_document(item, known, digest, parsed, len(data))
         self.digests[document_id] = digest
+        self.warned[document_id] = parsed.warnings
         for writer, index_id in zip(self.writers, self.index_ids, strict=True):
             previous = self.state.get((index_id, document_id), (None, 0))[1]
             writer.add(document_id, self.source_id, parsed, [f"{document_id}:{n}" for n in range(previous)])
@@ -380,9 +405,11 @@ class _SourceSync:
             for s in parsed.sections
         ]
         document.details = {**item.metadata, **parsed.metadata}
+        if parsed.warnings:
+            document.details["warnings"] = parsed.warnings
         document.error_code = document.error_message = None
         document.last_synced_at = utcnow()
-        if document.status != "indexed":
+        if document.status not in INDEXED_STATUSES:
             document.status = "pending"
         db.session.flush()
         document_id = document.id  # read before the commit expires it (a reload is a query per document)
@@ -407,9 +434,8 @@ class _SourceSync:
                 index_id=written.index, document_id=written.document_id, content_hash=digest, chunk_count=count))
         self.state[key] = (digest, count)
         if written.index == self.index_ids[0]:
-            db.session.execute(
-                update(Document).where(Document.id == written.document_id).values(status="indexed", chunk_count=count)
-            )
+            db.session.execute(update(Document).where(Document.id == written.document_id).values(
+                chunk_count=count, **_indexed_state(self.warned.pop(written.document_id, []))))
         self._unsaved_writes = True
 
     def _commit_written(self) -> None:
@@ -428,7 +454,7 @@ class _SourceSync:
         if document is None:
             document = Document(source_id=self.source_id, external_id=item.external_id, name=item.name[:500])
             db.session.add(document)
-        if document.status != "indexed":
+        if document.status not in INDEXED_STATUSES:
             # Never indexed: the document shows why. Indexed before: it keeps its chunks, and the error.
             document.status = "no_text" if exc.code == "no_text" else "failed"
             document.content_hash = data_hash
@@ -437,6 +463,13 @@ class _SourceSync:
         document.error_message = hide_server_paths(exc.message)
         document.last_synced_at = utcnow()
         db.session.commit()
+
+    def _record_timings(self) -> None:
+        """The run's seconds per stage: parsing (OCR included), OCR alone, embedding, store writes."""
+        timings = {key: round(value, 3) for key, value in self.timings.items()}
+        timings["embed"] = round(sum(w.stats.embed_seconds for w in self.writers), 3)
+        timings["write"] = round(sum(w.stats.write_seconds for w in self.writers), 3)
+        self.run.timings = timings
 
     def _with_error(self, item: SourceItem, known, exc: IngestError, skipped: bool = False) -> list:
         errors = list(self.run.errors or [])

@@ -183,7 +183,7 @@ def test_docx_paragraphs_headings_and_tables():
     assert [(s.heading_path, s.text) for s in doc.sections] == [
         ((), "Intro before any heading."),
         (("Handbook",), "Handbook\nWelcome to the handbook."),
-        (("Handbook", "Leave"), "Leave\nAsk your manager.\nType | Days\nAnnual | 25"),
+        (("Handbook", "Leave"), "Leave\nAsk your manager.\n\n| Type | Days |\n| --- | --- |\n| Annual | 25 |"),
         (("Handbook", "Leave", "Sick leave"), "Sick leave\nCall in before 9."),
         (("Handbook", "Expenses", "Travel"), "Travel\nBook economy."),
     ]
