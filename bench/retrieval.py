@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:  # also runs as a script: .venv/bin/python bench/r
 from app.services.indexes import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE  # noqa: E402
 from bench.beir_ndcg import doc_scores, ndcg_at_10, ranx_ndcg, untie  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
+from knowledge.chunkers.context import ContextChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
 from knowledge.fusion import hybrid_scores  # noqa: E402
@@ -119,15 +120,18 @@ def document_text(doc: dict) -> str:
 class Bench:
     """The SciFact index in ``workdir``: built (or reused) through IndexWriter, plus a Retriever on it."""
 
-    def __init__(self, root: Path, workdir: Path, chunk_size: int, chunk_overlap: int) -> None:
+    def __init__(self, root: Path, workdir: Path, chunk_size: int, chunk_overlap: int,
+                 context_prefix: bool = False) -> None:
         self.root = root
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.model = SentenceTransformerEmbedder()
         self.cache = EmbeddingCache(workdir / "embeddings.sqlite")
         self.embedder = CachedEmbedder(self.model, self.cache)
-        self.name = f"scifact-c{chunk_size}-o{chunk_overlap}"
+        self.name = f"scifact-c{chunk_size}-o{chunk_overlap}" + ("-ctx" if context_prefix else "")
         self.chunker = RecursiveTokenChunker(chunk_size, chunk_overlap)
+        if context_prefix:  # the title written in front of every chunk that does not start with it
+            self.chunker = ContextChunker(self.chunker)
         from sqlalchemy import create_engine
 
         self.engine = create_engine(f"sqlite:///{workdir / 'lexical.sqlite'}")
@@ -392,9 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
                         help=f"chunk overlap in cl100k tokens (default {DEFAULT_CHUNK_OVERLAP}, the app's default)")
     parser.add_argument("--latency-queries", type=int, default=300, help="queries timed (0: skip latency)")
+    parser.add_argument("--context-prefix", action="store_true",
+                        help="write the document title in front of every chunk that does not start with it "
+                             "(knowledge.chunkers.context; its own index, suffix -ctx)")
     args = parser.parse_args(argv)
 
-    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap)
+    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap, args.context_prefix)
     bench.ensure_index()
     print(bench.chunk_report())
     queries = load_queries(args.scifact)

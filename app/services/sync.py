@@ -32,7 +32,7 @@ from app.services import indexes as index_service
 from app.services.leases import Lease, abandoned_lease
 from app.services.sources_config import connector_for, hide_server_paths, max_file_size, ocr_mode
 from app.services.usage import record_writer_embeddings
-from knowledge.loaders import get_loader, load_document
+from knowledge.loaders import OCR_LOADERS, get_loader, get_loader_or_none, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
 from knowledge.types import IngestError, SourceItem
 
@@ -269,6 +269,11 @@ def _update_source_after(run: SyncRun, resync: bool = True) -> None:
         start_sync(source.id, trigger="upload")
 
 
+def _reads_pixels(name: str) -> bool:
+    """Whether a document's text depends on the OCR mode (PDFs and images)."""
+    return isinstance(get_loader_or_none(name), OCR_LOADERS)
+
+
 def _indexed_state(warnings: list[dict]) -> dict:
     """Status and reason of a document whose chunks are written: warnings (per page) make the reason."""
     if not warnings:
@@ -302,9 +307,8 @@ class _SourceSync:
             IndexWriter(index_service.target(index), on_written=self._written) for index in self.indexes
         ]
         rows = db.session.execute(
-            select(Document.external_id, Document.id, Document.content_hash, Document.status).where(
-                Document.source_id == source.id
-            )
+            select(Document.external_id, Document.id, Document.content_hash, Document.status,
+                   Document.details["ocr_mode"].as_string().label("ocr_mode")).where(Document.source_id == source.id)
         ).all()
         self.known = {row.external_id: row for row in rows}
         states = db.session.execute(
@@ -385,6 +389,8 @@ class _SourceSync:
         return True
 
     def _current_everywhere(self, known, digest: str) -> bool:
+        if known.ocr_mode != self.ocr_mode and _reads_pixels(known.external_id):
+            return False  # OCR was switched on, off or forced since: the same bytes now read differently
         if known.status in ("failed", "no_text"):
             return True  # the same bytes failed before; they would fail again
         return all(self.state.get((index_id, known.id), (None, 0))[0] == digest for index_id in self.index_ids)
@@ -404,7 +410,7 @@ class _SourceSync:
             {"text": s.text, "page": s.page, "heading_path": list(s.heading_path), "metadata": s.metadata}
             for s in parsed.sections
         ]
-        document.details = {**item.metadata, **parsed.metadata}
+        document.details = {**item.metadata, **parsed.metadata, "ocr_mode": self.ocr_mode}
         if parsed.warnings:
             document.details["warnings"] = parsed.warnings
         document.error_code = document.error_message = None
@@ -461,6 +467,7 @@ class _SourceSync:
             document.page_count = exc.details.get("page_count", document.page_count)
         document.error_code = exc.code
         document.error_message = hide_server_paths(exc.message)
+        document.details = {**(document.details or {}), "ocr_mode": self.ocr_mode}
         document.last_synced_at = utcnow()
         db.session.commit()
 

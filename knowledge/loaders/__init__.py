@@ -19,7 +19,7 @@ from knowledge.types import IngestError, Loader, ParsedDocument
 
 __all__ = [
     "CsvLoader", "DocxLoader", "HtmlLoader", "ImageLoader", "JsonLoader", "LOADERS", "MarkdownLoader", "PdfLoader",
-    "PptxLoader", "TextLoader", "XlsxLoader", "get_loader", "load_document", "supported_extensions",
+    "PptxLoader", "TextLoader", "XlsxLoader", "OCR_LOADERS", "get_loader", "get_loader_or_none", "load_document", "supported_extensions",
 ]
 
 _TEXT = TextLoader()
@@ -29,7 +29,7 @@ LOADERS: tuple[Loader, ...] = (
     PptxLoader(), XlsxLoader(),
 )
 # Loaders that can read text out of pixels take the source's OCR mode ("auto", "off", "force").
-_OCR_LOADERS = (PdfLoader, ImageLoader)
+OCR_LOADERS = (PdfLoader, ImageLoader)
 _BY_EXTENSION: dict[str, Loader] = {ext: loader for loader in LOADERS for ext in loader.extensions}
 _BY_MIME = {
     "text/plain": ".txt", "text/markdown": ".md", "text/x-markdown": ".md", "text/html": ".html",
@@ -82,6 +82,14 @@ def get_loader(name: str, mime_type: str | None = None) -> Loader:
     return loader
 
 
+def get_loader_or_none(name: str, mime_type: str | None = None) -> Loader | None:
+    """Like :func:`get_loader`, None instead of ``unsupported_type``."""
+    try:
+        return get_loader(name, mime_type)
+    except IngestError:
+        return None
+
+
 def _is_pdf(data: bytes) -> bool:
     # Real PDFs start with the header; anywhere later, "%PDF-" is just text about PDFs.
     return data.lstrip()[:5] == b"%PDF-"
@@ -108,6 +116,6 @@ def load_document(data: bytes, name: str, mime_type: str | None = None, ocr: str
                 raise
             raise IngestError("corrupt_file", f"{name} is not a valid {signature[1]} file",
                               name=name, extension=_extension(name)) from exc
-    if isinstance(loader, _OCR_LOADERS):
+    if isinstance(loader, OCR_LOADERS):
         return loader.run(data, name, ocr_mode=ocr)
     return loader.run(data, name)

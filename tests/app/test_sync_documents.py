@@ -22,11 +22,12 @@ def _folder(tmp_path, names):
     return root
 
 
-def _sync(api, config):
-    source = api.post("/api/knowledge-sources", json={"name": "archive", "type": "directory",
-                                                     "configuration": config})
-    assert source.status_code == 201, source.json
-    source_id = source.json["data"]["id"]
+def _sync(api, config, source_id=None):
+    if source_id is None:
+        source = api.post("/api/knowledge-sources", json={"name": "archive", "type": "directory",
+                                                         "configuration": config})
+        assert source.status_code == 201, source.json
+        source_id = source.json["data"]["id"]
     res = api.post(f"/api/knowledge-sources/{source_id}/sync")
     assert res.status_code == 202, res.json
     run = wait_for(lambda: api.get(f"/api/knowledge-sources/{source_id}/syncs/{res.json['data']['id']}").json["data"],
@@ -81,7 +82,7 @@ def test_scans_images_and_office_files_become_searchable_cited_chunks(api, worke
 
 def test_ocr_off_leaves_scans_with_a_reason_not_a_misleading_indexed(api, worker, tmp_path):
     folder = _folder(tmp_path, ["scanned_with_stamp.pdf", "receipt.png"])
-    _, run, docs = _sync(api, {"path": str(folder), "ocr": "off"})
+    source_id, run, docs = _sync(api, {"path": str(folder), "ocr": "off"})
     scan = docs["scanned_with_stamp.pdf"]
     assert scan["status"] == "indexed_with_warnings"
     assert scan["error"] == {"code": "ocr_off", "message": "page 1: no text layer; OCR is off; "
@@ -90,6 +91,14 @@ def test_ocr_off_leaves_scans_with_a_reason_not_a_misleading_indexed(api, worker
     image = docs["receipt.png"]
     assert image["status"] == "no_text" and "no text layer; OCR is off" in image["error"]["message"]
     assert run["status"] == "completed_with_errors" and run["timings"]["ocr_pages"] == 0
+
+    # Switching OCR on re-reads the same bytes: nothing else changed, yet both are now indexed.
+    res = api.put(f"/api/knowledge-sources/{source_id}", json={"configuration": {"path": str(folder), "ocr": "auto"}})
+    assert res.status_code == 200, res.json
+    _, run, docs = _sync(api, None, source_id)
+    assert run["status"] == "completed" and run["counts"]["updated"] == 2 and run["timings"]["ocr_pages"] == 3
+    assert {d["status"] for d in docs.values()} == {"indexed"}
+    assert docs["scanned_with_stamp.pdf"]["error"] is None and docs["scanned_with_stamp.pdf"]["warnings"] == []
 
 
 def test_ocr_setting_is_validated(api, tmp_path):
