@@ -121,14 +121,16 @@ class Bench:
     """The SciFact index in ``workdir``: built (or reused) through IndexWriter, plus a Retriever on it."""
 
     def __init__(self, root: Path, workdir: Path, chunk_size: int, chunk_overlap: int,
-                 context_prefix: bool = False) -> None:
+                 context_prefix: bool = False, corpus_limit: int | None = None) -> None:
         self.root = root
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.model = SentenceTransformerEmbedder()
         self.cache = EmbeddingCache(workdir / "embeddings.sqlite")
         self.embedder = CachedEmbedder(self.model, self.cache)
-        self.name = f"scifact-c{chunk_size}-o{chunk_overlap}" + ("-ctx" if context_prefix else "")
+        self.corpus_limit = corpus_limit
+        self.name = (f"scifact-c{chunk_size}-o{chunk_overlap}" + ("-ctx" if context_prefix else "")
+                     + (f"-n{corpus_limit}" if corpus_limit else ""))
         self.chunker = RecursiveTokenChunker(chunk_size, chunk_overlap)
         if context_prefix:  # the title written in front of every chunk that does not start with it
             self.chunker = ContextChunker(self.chunker)
@@ -158,6 +160,8 @@ class Bench:
         writer = IndexWriter(target, batch_size=256)
         started = time.perf_counter()
         for i, doc in enumerate(read_jsonl(corpus_file), start=1):
+            if self.corpus_limit and i > self.corpus_limit:
+                break
             parsed = ParsedDocument(sections=[Section(text=document_text(doc))], title=doc.get("title"))
             writer.add(doc["_id"], "scifact", parsed)
             if i % 1000 == 0:
@@ -396,12 +400,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-overlap", type=int, default=DEFAULT_CHUNK_OVERLAP,
                         help=f"chunk overlap in cl100k tokens (default {DEFAULT_CHUNK_OVERLAP}, the app's default)")
     parser.add_argument("--latency-queries", type=int, default=300, help="queries timed (0: skip latency)")
+    parser.add_argument("--corpus-limit", type=int, default=None,
+                        help="index only the first N abstracts; qrels are cut to them and queries left without "
+                             "a relevant abstract dropped (a cheaper paired comparison, not the headline)")
     parser.add_argument("--context-prefix", action="store_true",
                         help="write the document title in front of every chunk that does not start with it "
                              "(knowledge.chunkers.context; its own index, suffix -ctx)")
     args = parser.parse_args(argv)
 
-    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap, args.context_prefix)
+    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap, args.context_prefix,
+                  args.corpus_limit)
     bench.ensure_index()
     print(bench.chunk_report())
     queries = load_queries(args.scifact)
@@ -409,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     tuned = tune(bench, queries, load_qrels(args.scifact, "train")) if args.tune else None
 
     qrels = load_qrels(args.scifact, args.split)
+    if args.corpus_limit:
+        kept = {doc["_id"] for doc in itertools.islice(read_jsonl(args.scifact / "corpus.jsonl"), args.corpus_limit)}
+        qrels = {q: {d: g for d, g in rel.items() if d in kept} for q, rel in qrels.items()}
+        qrels = {q: rel for q, rel in qrels.items() if any(g > 0 for g in rel.values())}
     default = RetrievalSettings(top_k=EVAL_TOP_K)
     exact = bench.vectors.count() <= default.exact_search_max
     search_kind = "exact search" if exact else f"HNSW ef_search={default.ef_search}"

@@ -366,7 +366,8 @@ class _SourceSync:
             return True
         started = time.perf_counter()
         try:
-            parsed = load_document(data, item.name, item.mime_type, ocr=self.ocr_mode)
+            # OCR takes a second or more per page: progress, heartbeat and cancel are checked between pages.
+            parsed = load_document(data, item.name, item.mime_type, ocr=self.ocr_mode, on_page=self._checkpoint)
         except IngestError as exc:
             self._failed(item, known, exc, data_hash=digest)
             return True

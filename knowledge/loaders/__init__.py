@@ -95,17 +95,19 @@ def _is_pdf(data: bytes) -> bool:
     return data.lstrip()[:5] == b"%PDF-"
 
 
-def load_document(data: bytes, name: str, mime_type: str | None = None, ocr: str = "auto") -> ParsedDocument:
+def load_document(data: bytes, name: str, mime_type: str | None = None, ocr: str = "auto",
+                  on_page=None) -> ParsedDocument:
     """Parse one file's bytes into a ParsedDocument, choosing the loader by content and name.
 
     A file that is really a PDF is read as a PDF whatever its name. A ``.pdf`` or ``.docx`` whose
     bytes lack that format's signature is read as text if it is text, else fails ``corrupt_file``.
     Raises IngestError (``unsupported_type``, ``corrupt_file``, ``encrypted``, ``no_text``, ``empty``,
     ``binary_content``) for files that cannot be used. ``ocr`` ("auto", "off", "force") is the source's
-    OCR mode for scanned PDF pages and images (knowledge.ocr).
+    OCR mode for scanned PDF pages and images (knowledge.ocr); ``on_page()`` is called after each page
+    they OCR (it may raise to stop).
     """
     if _is_pdf(data):
-        return _PDF.run(data, name, ocr_mode=ocr)
+        return _PDF.run(data, name, ocr_mode=ocr, on_page=on_page)
     loader = get_loader(name, mime_type)
     signature = _SIGNATURES.get(type(loader))
     if signature is not None and not signature[0](data):
@@ -117,5 +119,5 @@ def load_document(data: bytes, name: str, mime_type: str | None = None, ocr: str
             raise IngestError("corrupt_file", f"{name} is not a valid {signature[1]} file",
                               name=name, extension=_extension(name)) from exc
     if isinstance(loader, OCR_LOADERS):
-        return loader.run(data, name, ocr_mode=ocr)
+        return loader.run(data, name, ocr_mode=ocr, on_page=on_page)
     return loader.run(data, name)

@@ -21,8 +21,9 @@ class ImageLoader:
 
     extensions = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 
-    def run(self, data: bytes, name: str, ocr_mode: str = "auto") -> ParsedDocument:
-        """Recognise the text of every frame. OCR "off" leaves an image nothing to index (``no_text``)."""
+    def run(self, data: bytes, name: str, ocr_mode: str = "auto", on_page=None) -> ParsedDocument:
+        """Recognise the text of every frame, calling ``on_page()`` after each (see knowledge.loaders.ocr_pages).
+        OCR "off" leaves an image nothing to index (``no_text``)."""
         if ocr_mode == "off":
             raise IngestError("no_text", f"{name} is an image: no text layer; OCR is off for this source",
                               name=name)
@@ -42,6 +43,8 @@ class ImageLoader:
         started = time.perf_counter()
         for number, frame in enumerate(frames, start=1):
             result = ocr.recognise(frame)
+            if on_page is not None:
+                on_page()
             if result.confidence is None or not visible_chars(result.text):
                 continue
             confidences.append(result.confidence)

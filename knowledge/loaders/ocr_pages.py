@@ -35,10 +35,13 @@ class OcrPass:
     Collects ``warnings`` (low confidence, OCR off) and what OCR cost, for the document's metadata.
     """
 
-    def __init__(self, data: bytes, name: str, mode: str = "auto") -> None:
+    def __init__(self, data: bytes, name: str, mode: str = "auto", on_page=None) -> None:
         if mode not in ocr.OCR_MODES:
             raise ValueError(f"ocr must be one of {ocr.OCR_MODES}, got {mode!r}")
         self.data, self.name, self.mode = data, name, mode
+        # Called after each recognised page (a second or more each): the sync saves progress and a heartbeat
+        # there and may stop for a cancel, so a 300-page scan neither looks dead nor ignores a cancel.
+        self.on_page = on_page or (lambda: None)
         self.warnings: list[dict[str, Any]] = []
         self.unread_pages: list[int] = []  # scanned pages left unread because OCR is off
         self.ocr_pages: list[int] = []
@@ -86,6 +89,7 @@ class OcrPass:
             return Section(text=text, page=number) if text else None
         finally:
             self.seconds += time.perf_counter() - started
+        self.on_page()
         self.ocr_pages.append(number)
         if result.confidence is None or visible_chars(result.text) <= visible_chars(text):
             # OCR saw no more than the text layer has (a photo, a blank scan): keep the exact text layer.

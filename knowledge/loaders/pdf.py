@@ -66,11 +66,11 @@ class PdfLoader:
 
     extensions = (".pdf",)
 
-    def run(self, data: bytes, name: str, ocr_mode: str = "auto") -> ParsedDocument:
+    def run(self, data: bytes, name: str, ocr_mode: str = "auto", on_page=None) -> ParsedDocument:
         """Extract the text of each page as a Section with its 1-based ``page``.
 
         ``ocr_mode``: "auto" (recognise pages with an image and next to no text), "force" (every page) or
-        "off". OCR'd sections carry ``ocr: True`` and ``ocr_confidence``; low-confidence pages and pages
+        "off"; ``on_page()`` is called after each OCR'd page. OCR'd sections carry ``ocr: True`` and ``ocr_confidence``; low-confidence pages and pages
         left unread with OCR off are listed in ``warnings``. Raises IngestError ``corrupt_file``
         (unreadable or truncated), ``encrypted`` (needs a password) or ``no_text`` (no page has text;
         details: page_count).
@@ -82,7 +82,7 @@ class PdfLoader:
             raise IngestError("corrupt_file", f"{name} is damaged or truncated: {exc}", name=name) from exc
         sections: list[Section] = []
         failed: list[int] = []
-        scans = OcrPass(data, name, ocr_mode)
+        scans = OcrPass(data, name, ocr_mode, on_page)
         for number, page in enumerate(pages, start=1):
             try:
                 text = _clean(page.extract_text() or "")

@@ -105,3 +105,31 @@ def test_ocr_setting_is_validated(api, tmp_path):
     res = api.post("/api/knowledge-sources", json={"name": "x", "type": "directory",
                                                   "configuration": {"path": str(tmp_path), "ocr": "sometimes"}})
     assert res.status_code == 422 and res.json["error"]["details"]["fields"]["configuration.ocr"]
+
+
+def test_cancel_is_seen_between_ocr_pages(api, worker, tmp_path):
+    """One long scan: without a check between its pages, a cancel would wait for the whole document."""
+    import time
+
+    from pypdf import PdfReader, PdfWriter
+
+    folder = tmp_path / "one-scan"
+    folder.mkdir()
+    writer = PdfWriter()
+    for _ in range(10):  # 20 scanned pages: far longer than the wait below, on any machine
+        for page in PdfReader(FIXTURES / "scanned_with_stamp.pdf").pages:
+            writer.add_page(page)
+    with (folder / "long_scan.pdf").open("wb") as f:
+        writer.write(f)
+    source = api.post("/api/knowledge-sources", json={"name": "long", "type": "directory",
+                                                     "configuration": {"path": str(folder)}}).json["data"]
+    run = api.post(f"/api/knowledge-sources/{source['id']}/sync").json["data"]
+    path = f"/api/knowledge-sources/{source['id']}/syncs/{run['id']}"
+    wait_for(lambda: api.get(path).json["data"]["status"], lambda s: s == "running")
+    time.sleep(1.5)  # past the check made as the document starts: only a check between pages sees it
+    assert api.post(f"{path}/cancel").status_code == 202
+    ended = wait_for(lambda: api.get(path).json["data"], lambda r: r["status"] not in ("queued", "running"),
+                     timeout=OCR_TIMEOUT)
+    assert ended["status"] == "cancelled"
+    docs = api.get(f"/api/knowledge-sources/{source['id']}/documents").json["data"]
+    assert all(d["status"] != "indexed" and d["chunk_count"] == 0 for d in docs)
