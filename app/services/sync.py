@@ -31,8 +31,9 @@ from app.models import (
 from app.services import indexes as index_service
 from app.services.leases import Lease, abandoned_lease
 from app.services.sources_config import connector_for, hide_server_paths, max_file_size, ocr_mode
+from app.services.sync_documents import indexed_state, reads_pixels, run_timings
 from app.services.usage import record_writer_embeddings
-from knowledge.loaders import OCR_LOADERS, get_loader, get_loader_or_none, load_document
+from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
 from knowledge.types import IngestError, SourceItem
 
@@ -269,23 +270,6 @@ def _update_source_after(run: SyncRun, resync: bool = True) -> None:
         start_sync(source.id, trigger="upload")
 
 
-def _reads_pixels(name: str) -> bool:
-    """Whether a document's text depends on the OCR mode (PDFs and images)."""
-    return isinstance(get_loader_or_none(name), OCR_LOADERS)
-
-
-def _indexed_state(warnings: list[dict]) -> dict:
-    """Status and reason of a document whose chunks are written: warnings (per page) make the reason."""
-    if not warnings:
-        return {"status": "indexed", "error_code": None, "error_message": None}
-    codes = sorted({w["code"] for w in warnings})
-    message = "; ".join(w["message"] for w in warnings[:20])
-    if len(warnings) > 20:
-        message += f"; and {len(warnings) - 20} more"
-    return {"status": "indexed_with_warnings", "error_code": codes[0] if len(codes) == 1 else "warnings",
-            "error_message": message}
-
-
 class _SourceSync:
     """One execution of a sync run."""
 
@@ -337,7 +321,7 @@ class _SourceSync:
         for writer in self.writers:
             writer.flush()
         self._commit_written()
-        self._record_timings()
+        self.run.timings = run_timings(self.timings, self.writers)
         self._delete_missing(seen)
         if self.source.type == "web":
             self.run.documents_total = self.run.documents_done
@@ -390,7 +374,7 @@ class _SourceSync:
         return True
 
     def _current_everywhere(self, known, digest: str) -> bool:
-        if known.ocr_mode != self.ocr_mode and _reads_pixels(known.external_id):
+        if known.ocr_mode != self.ocr_mode and reads_pixels(known.external_id):
             return False  # OCR was switched on, off or forced since: the same bytes now read differently
         if known.status in ("failed", "no_text"):
             return True  # the same bytes failed before; they would fail again
@@ -442,7 +426,7 @@ class _SourceSync:
         self.state[key] = (digest, count)
         if written.index == self.index_ids[0]:
             db.session.execute(update(Document).where(Document.id == written.document_id).values(
-                chunk_count=count, **_indexed_state(self.warned.pop(written.document_id, []))))
+                chunk_count=count, **indexed_state(self.warned.pop(written.document_id, []))))
         self._unsaved_writes = True
 
     def _commit_written(self) -> None:
@@ -471,13 +455,6 @@ class _SourceSync:
         document.details = {**(document.details or {}), "ocr_mode": self.ocr_mode}
         document.last_synced_at = utcnow()
         db.session.commit()
-
-    def _record_timings(self) -> None:
-        """The run's seconds per stage: parsing (OCR included), OCR alone, embedding, store writes."""
-        timings = {key: round(value, 3) for key, value in self.timings.items()}
-        timings["embed"] = round(sum(w.stats.embed_seconds for w in self.writers), 3)
-        timings["write"] = round(sum(w.stats.write_seconds for w in self.writers), 3)
-        self.run.timings = timings
 
     def _with_error(self, item: SourceItem, known, exc: IngestError, skipped: bool = False) -> list:
         errors = list(self.run.errors or [])
