@@ -42,7 +42,12 @@ class ImageLoader:
         confidences: list[float] = []
         started = time.perf_counter()
         for number, frame in enumerate(frames, start=1):
-            result = ocr.recognise(frame)
+            try:
+                result = ocr.recognise(frame)
+            except Exception as exc:  # a frame the OCR cannot take (odd mode, 1-pixel strip): keep the others
+                warnings.append({"code": "ocr_failed", "page": number,
+                                 "message": f"page {number}: OCR failed ({type(exc).__name__})"})
+                continue
             if on_page is not None:
                 on_page()
             if result.confidence is None or not visible_chars(result.text):

@@ -76,7 +76,8 @@ class OcrPass:
     def _safe_has_image(self, number: int) -> bool:
         try:
             return self._has_image(number)
-        except IngestError:
+        except Exception:  # pdfium cannot open or walk the page: keep its text layer, as before OCR existed
+            log.warning("could not inspect page %d of %s for images", number, self.name, exc_info=True)
             return False
 
     def _recognise(self, number: int, text: str) -> Section | None:
@@ -86,6 +87,11 @@ class OcrPass:
             result = ocr.recognise(image)
         except IngestError as exc:
             self.warnings.append({"code": "ocr_failed", "page": number, "message": f"page {number}: {exc.message}"})
+            return Section(text=text, page=number) if text else None
+        except Exception as exc:  # a page pdfium cannot render must not cost the document its other pages
+            log.warning("OCR failed on page %d of %s", number, self.name, exc_info=True)
+            self.warnings.append({"code": "ocr_failed", "page": number,
+                                  "message": f"page {number}: could not be rendered for OCR ({type(exc).__name__})"})
             return Section(text=text, page=number) if text else None
         finally:
             self.seconds += time.perf_counter() - started

@@ -70,8 +70,9 @@ class PdfLoader:
         """Extract the text of each page as a Section with its 1-based ``page``.
 
         ``ocr_mode``: "auto" (recognise pages with an image and next to no text), "force" (every page) or
-        "off"; ``on_page()`` is called after each OCR'd page. OCR'd sections carry ``ocr: True`` and ``ocr_confidence``; low-confidence pages and pages
-        left unread with OCR off are listed in ``warnings``. Raises IngestError ``corrupt_file``
+        "off"; ``on_page()`` is called after each OCR'd page. OCR'd sections carry ``ocr: True`` and
+        ``ocr_confidence``; low-confidence pages and pages left unread with OCR off are listed in
+        ``warnings``. Raises IngestError ``corrupt_file``
         (unreadable or truncated), ``encrypted`` (needs a password) or ``no_text`` (no page has text;
         details: page_count).
         """
