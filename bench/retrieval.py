@@ -52,6 +52,7 @@ from bench.lexical_parity import (  # noqa: E402
 )
 from bench.scifact_data import document_text, load_qrels, load_queries, read_jsonl, scifact_chunks  # noqa: E402
 from knowledge.chunkers import RecursiveTokenChunker  # noqa: E402
+from knowledge.chunkers.context import ContextChunker  # noqa: E402
 from knowledge.embedders.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from knowledge.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
 from knowledge.fusion import hybrid_scores  # noqa: E402
@@ -104,15 +105,20 @@ EVAL_TOP_K = 100  # chunks per query: enough for 10 distinct documents after agg
 class Bench:
     """The SciFact index in ``workdir``: built (or reused) through IndexWriter, plus a Retriever on it."""
 
-    def __init__(self, root: Path, workdir: Path, chunk_size: int, chunk_overlap: int) -> None:
+    def __init__(self, root: Path, workdir: Path, chunk_size: int, chunk_overlap: int,
+                 context_prefix: bool = False, corpus_limit: int | None = None) -> None:
         self.root = root
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.model = SentenceTransformerEmbedder()
         self.cache = EmbeddingCache(workdir / "embeddings.sqlite")
         self.embedder = CachedEmbedder(self.model, self.cache)
-        self.name = f"scifact-c{chunk_size}-o{chunk_overlap}"
+        self.corpus_limit = corpus_limit
+        self.name = (f"scifact-c{chunk_size}-o{chunk_overlap}" + ("-ctx" if context_prefix else "")
+                     + (f"-n{corpus_limit}" if corpus_limit else ""))
         self.chunker = RecursiveTokenChunker(chunk_size, chunk_overlap)
+        if context_prefix:  # the title written in front of every chunk that does not start with it
+            self.chunker = ContextChunker(self.chunker)
         self.vectors = ChromaVectorStore(make_chroma_client(path=str(workdir / "chroma")), self.name)
         self.use_database(f"sqlite:///{workdir / 'lexical.sqlite'}")
 
@@ -147,6 +153,8 @@ class Bench:
         writer = IndexWriter(target, batch_size=256)
         started = time.perf_counter()
         for i, doc in enumerate(read_jsonl(corpus_file), start=1):
+            if self.corpus_limit and i > self.corpus_limit:
+                break
             parsed = ParsedDocument(sections=[Section(text=document_text(doc))], title=doc.get("title"))
             writer.add(doc["_id"], "scifact", parsed)
             if i % 1000 == 0:
@@ -397,13 +405,20 @@ def main(argv: list[str] | None = None) -> int:
                                                "test server of scripts/start_test_postgres.sh, database magnet_bench)")
     parser.add_argument("--lexical-only", action="store_true",
                         help="only the lexical rows and the ID-style questions (no embedding model, no Chroma)")
+    parser.add_argument("--corpus-limit", type=int, default=None,
+                        help="index only the first N abstracts; qrels are cut to them and queries left without "
+                             "a relevant abstract dropped (a cheaper paired comparison, not the headline)")
+    parser.add_argument("--context-prefix", action="store_true",
+                        help="write the document title in front of every chunk that does not start with it "
+                             "(knowledge.chunkers.context; its own index, suffix -ctx)")
     args = parser.parse_args(argv)
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     if args.lexical_only:
         lexical_only(args, databases)
         return 0
 
-    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap)
+    bench = Bench(args.scifact, args.workdir, args.chunk_size, args.chunk_overlap, args.context_prefix,
+                  args.corpus_limit)
     bench.ensure_index()
     print(bench.chunk_report())
     queries = load_queries(args.scifact)
@@ -428,6 +443,10 @@ def evaluate(bench: Bench, queries: dict[str, str], args, dense_checks: bool = T
     tuned = tune(bench, queries, load_qrels(args.scifact, "train")) if args.tune else None
 
     qrels = load_qrels(args.scifact, args.split)
+    if args.corpus_limit:
+        kept = {doc["_id"] for doc in itertools.islice(read_jsonl(args.scifact / "corpus.jsonl"), args.corpus_limit)}
+        qrels = {q: {d: g for d, g in rel.items() if d in kept} for q, rel in qrels.items()}
+        qrels = {q: rel for q, rel in qrels.items() if any(g > 0 for g in rel.values())}
     default = RetrievalSettings(top_k=EVAL_TOP_K)
     exact = bench.vectors.count() <= default.exact_search_max
     search_kind = "exact search" if exact else f"HNSW ef_search={default.ef_search}"

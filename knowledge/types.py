@@ -50,6 +50,9 @@ class ParsedDocument:
     mime_type: str | None = None
     page_count: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Problems that did not stop the document from being indexed, one dict each:
+    # {"code": "ocr_low_confidence" | "ocr_off" | ..., "message": str, "page": int | None}
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:

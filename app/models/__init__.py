@@ -21,6 +21,7 @@ from app.models.evaluation import (
 )
 from app.models.knowledge import (
     ACTIVE_SYNC_STATUSES,
+    INDEXED_STATUSES,
     SOURCE_TYPES,
     Document,
     IndexedDocument,
@@ -52,6 +53,7 @@ __all__ = [
     "RetrievalTool",
     "Trace",
     "ACTIVE_SYNC_STATUSES",
+    "INDEXED_STATUSES",
     "SOURCE_TYPES",
     "Document",
     "IndexedDocument",

@@ -11,7 +11,10 @@ from app.models.base import Base, TimestampMixin, id_column
 SOURCE_TYPES = ("file", "directory", "web", "git")
 SYNC_STATUSES = ("queued", "running", "completed", "completed_with_errors", "failed", "cancelled")
 ACTIVE_SYNC_STATUSES = ("queued", "running")
-DOCUMENT_STATUSES = ("pending", "indexed", "failed", "no_text")
+DOCUMENT_STATUSES = ("pending", "indexed", "indexed_with_warnings", "failed", "no_text")
+# A document in either state has its chunks in the indexes; with warnings, `details.warnings` says what
+# may be missing or wrong in them (a low-confidence OCR page, a scanned page left unread with OCR off).
+INDEXED_STATUSES = ("indexed", "indexed_with_warnings")
 
 
 class KnowledgeSource(TimestampMixin, Base):
@@ -44,7 +47,7 @@ class Document(TimestampMixin, Base):
     mime_type: Mapped[str | None] = mapped_column(String(200))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     content_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the raw bytes
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(30), default="pending")
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(String(1000))
@@ -119,3 +122,5 @@ class SyncRun(TimestampMixin, Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]  # a worker that stops beating for long is presumed dead
+    # Seconds spent per stage ({"parse": .., "ocr": .., "embed": .., "write": .., "ocr_pages": n}).
+    timings: Mapped[dict | None]

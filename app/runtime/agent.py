@@ -76,6 +76,8 @@ class Passage:
     document_id: str | None = None
     chunk_id: str | None = None
     title: str | None = None
+    section: str | None = None  # heading path, "Billing > Refunds"
+    page: int | None = None
 
 
 @dataclass
@@ -342,7 +344,8 @@ class Turn:
                 seen.add(n)
                 p = self.passages[n - 1]
                 citations.append({"index": n, "source": p.source, "title": p.title, "document_id": p.document_id,
-                                  "chunk_id": p.chunk_id, "text": p.text[:500]})
+                                  "chunk_id": p.chunk_id, "section": p.section, "page": p.page,
+                                  "text": p.text[:500]})
         return citations
 
 

@@ -144,7 +144,8 @@ def _knowledge_text(query_run: rag.QueryRun, answered: bool) -> str:
 def _passage(result: dict) -> Passage:
     meta = result["metadata"]
     return Passage(text=result["content"], source=meta.get("source"), document_id=meta.get("document_id"),
-                   chunk_id=meta.get("chunk_id"), title=meta.get("title"))
+                   chunk_id=meta.get("chunk_id"), title=meta.get("title"), section=meta.get("section"),
+                   page=meta.get("page"))
 
 
 def _api_runner(app: Flask, tool_id: str, api_key_id: str | None, agent_id: str):

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from app.common.queue import enqueue
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
 from app.extensions import db
-from app.models import Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
+from app.models import INDEXED_STATUSES, Document, IndexedDocument, KnowledgeIndex, KnowledgeSource, LlmModel
 from app.services import engine
 from app.services.llm_models import default_model, resolve_model
 from app.services.usage import record_writer_embeddings
@@ -161,7 +161,7 @@ def _build(index: KnowledgeIndex) -> None:
         select(IndexedDocument.document_id, IndexedDocument.content_hash).where(IndexedDocument.index_id == index_id)
     ).all())
     rows = db.session.execute(
-        select(Document.id, Document.content_hash).where(Document.source_id == source_id, Document.status == "indexed")
+        select(Document.id, Document.content_hash).where(Document.source_id == source_id, Document.status.in_(INDEXED_STATUSES))
     ).all()
     todo = [row.id for row in rows if held.get(row.id) != row.content_hash]
     index.documents_total, index.documents_done = len(rows), len(rows) - len(todo)

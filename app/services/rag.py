@@ -93,8 +93,8 @@ def _numbered_context(results: list[dict]) -> str:
     parts = []
     for n, result in enumerate(results, start=1):
         where = result["metadata"].get("source") or result["metadata"].get("document_id", "")
-        page = result["metadata"].get("page")
-        label = f"{where}, page {page}" if page else where
+        page, section = result["metadata"].get("page"), result["metadata"].get("section")
+        label = ", ".join(str(part) for part in (where, section, page and f"page {page}") if part)
         parts.append(f"[{n}] ({label})\n{result['content'][:CONTEXT_CHARS_PER_PASSAGE]}")
     return "\n\n".join(parts)
 
@@ -108,7 +108,8 @@ def _citations_from_markers(text: str, results: list[dict]) -> list[dict]:
             seen.add(n)
             meta = results[n - 1]["metadata"]
             citations.append({"index": n, "result": n - 1, "chunk_id": meta.get("chunk_id"),
-                              "document_id": meta.get("document_id"), "source": meta.get("source")})
+                              "document_id": meta.get("document_id"), "source": meta.get("source"),
+                              "section": meta.get("section"), "page": meta.get("page")})
     return citations
 
 

@@ -17,11 +17,17 @@ from knowledge.loaders import supported_extensions
 
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 HARD_MAX_FILE_SIZE = 50 * 1024 * 1024
-MAGNET_KEYS = {"max_file_size", "file_types"}
+MAGNET_KEYS = {"max_file_size", "file_types", "ocr"}
+OCR_MODES = ("auto", "off", "force")  # knowledge.ocr.OCR_MODES; see the README's "Knowledge sources"
 
 
 def max_file_size(source: KnowledgeSource) -> int:
     return int((source.configuration or {}).get("max_file_size", DEFAULT_MAX_FILE_SIZE))
+
+
+def ocr_mode(source: KnowledgeSource) -> str:
+    """How scanned PDF pages and images are read: "auto" (pages without a real text layer), "off", "force"."""
+    return (source.configuration or {}).get("ocr", "auto")
 
 
 def allowed_file_types(source: KnowledgeSource) -> tuple[str, ...]:
@@ -95,6 +101,9 @@ def validate_configuration(source_type: str, configuration: dict) -> dict:
             f"max_file_size must be a whole number of bytes from 1 to {HARD_MAX_FILE_SIZE} (50 MB).",
             details={"fields": {"configuration.max_file_size": ["out of range"]}},
         )
+    if configuration.get("ocr", "auto") not in OCR_MODES:
+        raise ValidationFailed(f"ocr must be one of {', '.join(OCR_MODES)}.",
+                               details={"fields": {"configuration.ocr": [f"not one of {list(OCR_MODES)}"]}})
     types = configuration.get("file_types")
     if types is not None:
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):

@@ -19,6 +19,7 @@ from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.extensions import db
 from app.models import (
     ACTIVE_SYNC_STATUSES,
+    INDEXED_STATUSES,
     Document,
     IndexedDocument,
     KnowledgeSource,
@@ -30,7 +31,8 @@ from app.services import indexes as index_service
 from app.services import sync_guards
 from app.services.leases import Lease
 from app.services.liveness import RunHeartbeat
-from app.services.sources_config import connector_for, hide_server_paths, max_file_size
+from app.services.sources_config import connector_for, hide_server_paths, max_file_size, ocr_mode
+from app.services.sync_documents import indexed_state, reads_pixels, run_timings
 from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
@@ -241,6 +243,10 @@ class _SourceSync:
         self.run_id = run.id
         self.source = source
         self.max_bytes = max_file_size(source)
+        self.ocr_mode = ocr_mode(source)
+        # Seconds per stage for the run's `timings`; OCR is part of parsing and also counted on its own.
+        self.timings = {"parse": 0.0, "ocr": 0.0, "ocr_pages": 0}
+        self.warned: dict[str, list[dict]] = {}  # document id -> warnings, until its chunks are written
         self.indexes = index_service.indexes_of(source)
         # Plain ids: ORM objects expire at every commit and would reload on each access in the hot loop.
         self.index_ids = [index.id for index in self.indexes]
@@ -251,7 +257,7 @@ class _SourceSync:
         ]
         rows = db.session.execute(
             select(Document.external_id, Document.id, Document.content_hash, Document.status, Document.error_code,
-                   Document.error_message).where(
+                   Document.error_message, Document.details["ocr_mode"].as_string().label("ocr_mode")).where(
                 Document.source_id == source.id
             )
         ).all()
@@ -286,6 +292,7 @@ class _SourceSync:
         for writer in self.writers:
             writer.flush()
         self._commit_written()
+        self.run.timings = run_timings(self.timings, self.writers)
         self._delete_missing(seen)
         if self.source.type == "web":
             self.run.documents_total = self.run.documents_done
@@ -314,7 +321,7 @@ class _SourceSync:
             return True
         digest = sha256_bytes(data)
         if known is not None and known.content_hash == digest:
-            if known.status in ("failed", "no_text"):
+            if known.status in ("failed", "no_text") and not self._ocr_mode_changed(known):
                 # The same bytes failed before and would fail again: not parsed, but still a failure of
                 # this run, counted and listed with the reason it was stored with.
                 self._still_failing(item, known)
@@ -322,13 +329,21 @@ class _SourceSync:
             if self._current_everywhere(known, digest):
                 self.run.unchanged += 1
                 return True
+        started = time.perf_counter()
         try:
-            parsed = load_document(data, item.name, item.mime_type)
+            # OCR takes a second or more per page: progress, heartbeat and cancel are checked between pages.
+            parsed = load_document(data, item.name, item.mime_type, ocr=self.ocr_mode, on_page=self._checkpoint)
         except IngestError as exc:
             self._failed(item, known, exc, data_hash=digest)
             return True
+        finally:
+            self.timings["parse"] += time.perf_counter() - started
+        ocr = parsed.metadata.get("ocr") or {}
+        self.timings["ocr"] += ocr.get("seconds", 0.0)
+        self.timings["ocr_pages"] += len(ocr.get("pages", ()))
         document_id = self._save_document(item, known, digest, parsed, len(data))
         self.digests[document_id] = digest
+        self.warned[document_id] = parsed.warnings
         for writer, index_id in zip(self.writers, self.index_ids, strict=True):
             previous = self.state.get((index_id, document_id), (None, 0))[1]
             writer.add(document_id, self.source_id, parsed, [f"{document_id}:{n}" for n in range(previous)])
@@ -339,7 +354,12 @@ class _SourceSync:
             self.run.updated += 1
         return True
 
+    def _ocr_mode_changed(self, known) -> bool:
+        return known.ocr_mode != self.ocr_mode and reads_pixels(known.external_id)
+
     def _current_everywhere(self, known, digest: str) -> bool:
+        if self._ocr_mode_changed(known):
+            return False  # OCR was switched on, off or forced since: the same bytes now read differently
         return all(self.state.get((index_id, known.id), (None, 0))[0] == digest for index_id in self.index_ids)
 
     def _save_document(self, item: SourceItem, known, digest: str, parsed, size: int) -> str:
@@ -357,10 +377,12 @@ class _SourceSync:
             {"text": s.text, "page": s.page, "heading_path": list(s.heading_path), "metadata": s.metadata}
             for s in parsed.sections
         ]
-        document.details = {**item.metadata, **parsed.metadata}
+        document.details = {**item.metadata, **parsed.metadata, "ocr_mode": self.ocr_mode}
+        if parsed.warnings:
+            document.details["warnings"] = parsed.warnings
         document.error_code = document.error_message = None
         document.last_synced_at = utcnow()
-        if document.status != "indexed":
+        if document.status not in INDEXED_STATUSES:
             document.status = "pending"
         db.session.flush()
         document_id = document.id  # read before the commit expires it (a reload is a query per document)
@@ -385,9 +407,8 @@ class _SourceSync:
                 index_id=written.index, document_id=written.document_id, content_hash=digest, chunk_count=count))
         self.state[key] = (digest, count)
         if written.index == self.index_ids[0]:
-            db.session.execute(
-                update(Document).where(Document.id == written.document_id).values(status="indexed", chunk_count=count)
-            )
+            db.session.execute(update(Document).where(Document.id == written.document_id).values(
+                chunk_count=count, **indexed_state(self.warned.pop(written.document_id, []))))
         self._unsaved_writes = True
 
     def _commit_written(self) -> None:
@@ -406,13 +427,14 @@ class _SourceSync:
         if document is None:
             document = Document(source_id=self.source_id, external_id=item.external_id, name=item.name[:500])
             db.session.add(document)
-        if document.status != "indexed":
+        if document.status not in INDEXED_STATUSES:
             # Never indexed: the document shows why. Indexed before: it keeps its chunks, and the error.
             document.status = "no_text" if exc.code == "no_text" else "failed"
             document.content_hash = data_hash
             document.page_count = exc.details.get("page_count", document.page_count)
         document.error_code = exc.code
         document.error_message = hide_server_paths(exc.message)
+        document.details = {**(document.details or {}), "ocr_mode": self.ocr_mode}
         document.last_synced_at = utcnow()
         db.session.commit()
 

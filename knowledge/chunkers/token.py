@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections import deque
 
+from knowledge.chunkers.tables import find_tables, is_table_piece, table_pieces
 from knowledge.tokenizer import count_tokens, get_encoding
 from knowledge.types import Chunk, ParsedDocument, Section
 
@@ -49,6 +50,7 @@ class RecursiveTokenChunker:
     last resort at token boundaries, only as far as needed for every piece to fit; pieces are then
     merged greedily. Overlap is made of whole trailing pieces of the previous chunk, so it never cuts
     a sentence in half. Chunks never span two Sections, so their page and heading path are exact.
+    Markdown tables are never cut mid-row; a large one is cut into row groups that repeat its header.
     """
 
     def __init__(self, chunk_size: int = 512, chunk_overlap: int = 64) -> None:
@@ -96,7 +98,23 @@ class RecursiveTokenChunker:
     def _split_counted(self, text: str) -> list[tuple[str, int]]:
         if not text.strip():
             return []
-        return self._merge(self._pieces(text, 0))
+        return self._merge(self._structured_pieces(text))
+
+    def _structured_pieces(self, text: str) -> list[tuple[str, int]]:
+        """Pieces of ``text``, with each Markdown table cut only between rows (knowledge.chunkers.tables)."""
+        spans = find_tables(text)
+        if not spans:
+            return self._pieces(text, 0)
+        pieces: list[tuple[str, int]] = []
+        position = 0
+        for start, end in spans:
+            if start > position:
+                pieces.extend(self._pieces(text[position:start], 0))
+            pieces.extend(table_pieces(text[start:end], self.chunk_size, count_tokens))
+            position = end
+        if position < len(text):
+            pieces.extend(self._pieces(text[position:], 0))
+        return pieces
 
     def _pieces(self, text: str, level: int) -> list[tuple[str, int]]:
         """Pieces of ``text`` with their token counts, cut at the coarsest separator that makes them fit."""
@@ -195,7 +213,12 @@ class RecursiveTokenChunker:
                 return given_back
 
     def _overlap(self, emitted: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        """The longest run of trailing pieces whose tokens add up to at most ``chunk_overlap``."""
+        """The longest run of trailing pieces whose tokens add up to at most ``chunk_overlap``.
+
+        Nothing is carried after a table: its rows repeated under the next piece's header would be noise.
+        """
+        if emitted and is_table_piece(emitted[-1][0]):
+            return []
         kept: list[tuple[str, int]] = []
         total = 0
         for piece, size in reversed(emitted):

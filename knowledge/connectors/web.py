@@ -28,7 +28,9 @@ __all__ = ["WebConnector", "normalize_url", "url_refusal"]
 
 _MAX_SITEMAPS = 50
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-_BINARY_MEDIA = ("image/", "audio/", "video/", "font/")  # no loader reads these: neither fetched nor listed
+# Not fetched nor listed: no loader reads audio, video or fonts, and images on web pages are logos and
+# icons (OCR of every one would cost a second each for nothing); scans are added as files instead.
+_BINARY_MEDIA = ("image/", "audio/", "video/", "font/")
 
 
 def _name(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Word (.docx) loader (python-docx): paragraphs and tables in order, sectioned at heading styles."""
+"""Word (.docx) loader (python-docx): paragraphs and tables (as Markdown) in order, sectioned at headings."""
 from __future__ import annotations
 
 import io
@@ -8,6 +8,7 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from knowledge.loaders.tables import markdown_table
 from knowledge.types import IngestError, ParsedDocument, Section
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
@@ -23,21 +24,18 @@ def _heading_level(paragraph: Paragraph) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _table_lines(table: Table) -> list[str]:
-    """One line per row, cells joined with " | "; a merged cell is listed once, not once per grid column."""
-    lines = []
+def _table_markdown(table: Table) -> str:
+    """The table as Markdown, its first row the header; a merged cell is listed once, not once per grid column."""
+    rows = []
     for row in table.rows:
         cells, seen = [], set()
         for cell in row.cells:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            text = " ".join(cell.text.split())
-            if text:
-                cells.append(text)
-        if cells:
-            lines.append(" | ".join(cells))
-    return lines
+            cells.append(cell.text)
+        rows.append(cells)
+    return markdown_table(rows)
 
 
 class DocxLoader:
@@ -65,9 +63,10 @@ class DocxLoader:
 
         for block in blocks:
             if isinstance(block, Table):
-                rows = _table_lines(block)
-                lines.extend(rows)
-                has_body = has_body or bool(rows)
+                table = _table_markdown(block)
+                if table:  # blank lines around it: a Markdown table is a block of its own
+                    lines.extend(["", table, ""])
+                    has_body = True
                 continue
             text = block.text.strip()
             if not text:

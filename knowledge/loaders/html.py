@@ -1,4 +1,4 @@
-"""HTML loader: visible body text, sectioned at ``<h1>``-``<h6>`` like Markdown."""
+"""HTML loader: visible body text, sectioned at ``<h1>``-``<h6>`` like Markdown; data tables as Markdown."""
 from __future__ import annotations
 
 import re
@@ -6,6 +6,7 @@ import re
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 
+from knowledge.loaders.tables import markdown_table
 from knowledge.loaders.text import decode_text
 from knowledge.types import IngestError, ParsedDocument, Section
 
@@ -36,6 +37,22 @@ def _strip_chrome(soup: BeautifulSoup) -> None:
     for tag in soup.find_all(("header", "footer")):
         if tag.find_parent(("article", "main")) is None:
             tag.decompose()
+
+
+# A table holding these is page layout (old sites lay out whole pages with tables), not data: its cells
+# are read as text, not squeezed into a Markdown grid.
+_LAYOUT_INSIDE = ("table", "p", "div", "ul", "ol", "dl", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def _tables_to_markdown(body: Tag) -> None:
+    """Replace every data table by its Markdown form, kept as lines of its own in the section text."""
+    for table in body.find_all("table"):
+        if table.parent is None or table.find(_LAYOUT_INSIDE) is not None:
+            continue
+        rows = [[_inline(cell) for cell in tr.find_all(("th", "td"))] for tr in table.find_all("tr")]
+        markdown = markdown_table(rows)
+        if markdown:
+            table.replace_with(NavigableString(_PARA + markdown.replace("\n", _LINE) + _PARA))
 
 
 def _text_of(node: Tag) -> str:
@@ -117,6 +134,7 @@ class HtmlLoader:
             title = _inline(h1)
         _strip_chrome(soup)
         body = soup.body or soup
+        _tables_to_markdown(body)
         sections = _sections(body)
         if not sections:
             raise IngestError("no_text", f"{name} has no visible text", name=name)

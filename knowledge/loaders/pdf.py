@@ -1,4 +1,10 @@
-"""PDF loader (pypdf): one section per page that has text, numbered from 1."""
+"""PDF loader (pypdf for the text layer, OCR for scanned pages): one section per page with text, from 1.
+
+A page whose text layer is missing or negligible for its area (a scan, or a scan under a one-line
+"Page n of m" stamp) is rendered with pypdfium2 and recognised (knowledge.ocr) when OCR is "auto" and
+the page holds an image, or always when OCR is "force". With OCR "off" such pages are not silently
+indexed as if their stamp were their content: they become warnings ("no text layer; OCR is off").
+"""
 from __future__ import annotations
 
 import io
@@ -7,6 +13,7 @@ import re
 
 from pypdf import PasswordType, PdfReader
 
+from knowledge.loaders.ocr_pages import OcrPass
 from knowledge.types import IngestError, ParsedDocument, Section
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,15 @@ def _open(data: bytes, name: str) -> PdfReader:
     return reader
 
 
+def _area_sq_in(page) -> float:
+    """A page's area in square inches (PDF units are 1/72 inch); letter size when the box is unreadable."""
+    try:
+        box = page.mediabox
+        return max(abs(float(box.width) * float(box.height)) / (72 * 72), 1.0)
+    except Exception:
+        return 8.5 * 11
+
+
 def _title(reader: PdfReader) -> str | None:
     try:
         title = reader.metadata.title if reader.metadata else None
@@ -50,11 +66,15 @@ class PdfLoader:
 
     extensions = (".pdf",)
 
-    def run(self, data: bytes, name: str) -> ParsedDocument:
+    def run(self, data: bytes, name: str, ocr_mode: str = "auto", on_page=None) -> ParsedDocument:
         """Extract the text of each page as a Section with its 1-based ``page``.
 
-        Raises IngestError ``corrupt_file`` (unreadable or truncated), ``encrypted`` (needs a
-        password) or ``no_text`` (no page has extractable text, e.g. a scan; details: page_count).
+        ``ocr_mode``: "auto" (recognise pages with an image and next to no text), "force" (every page) or
+        "off"; ``on_page()`` is called after each OCR'd page. OCR'd sections carry ``ocr: True`` and
+        ``ocr_confidence``; low-confidence pages and pages left unread with OCR off are listed in
+        ``warnings``. Raises IngestError ``corrupt_file``
+        (unreadable or truncated), ``encrypted`` (needs a password) or ``no_text`` (no page has text;
+        details: page_count).
         """
         reader = _open(data, name)
         try:
@@ -63,22 +83,29 @@ class PdfLoader:
             raise IngestError("corrupt_file", f"{name} is damaged or truncated: {exc}", name=name) from exc
         sections: list[Section] = []
         failed: list[int] = []
+        scans = OcrPass(data, name, ocr_mode, on_page)
         for number, page in enumerate(pages, start=1):
             try:
                 text = _clean(page.extract_text() or "")
             except Exception as exc:  # one broken content stream should not lose the other pages
                 log.warning("text extraction failed on page %d of %s: %s", number, name, exc)
                 failed.append(number)
-                continue
-            if text:
-                sections.append(Section(text=text, page=number))
+                text = ""
+            section = scans.page(number, text, _area_sq_in(page))
+            if section is not None:
+                sections.append(section)
+        failed = [n for n in failed if not any(s.page == n for s in sections)]
         page_count = len(pages)
         if not sections:
             if failed:
                 raise IngestError("corrupt_file", f"{name}: text extraction failed on every page",
                                   name=name, page_count=page_count, failed_pages=failed)
-            raise IngestError("no_text", f"{name} has no extractable text (is it a scan without OCR?)",
+            if scans.unread_pages:
+                raise IngestError("no_text", f"{name} has no text layer; OCR is off for this source",
+                                  name=name, page_count=page_count, pages=scans.unread_pages)
+            raise IngestError("no_text", f"{name} has no extractable text, and OCR found none",
                               name=name, page_count=page_count)
         metadata = {"failed_pages": failed} if failed else {}
+        metadata.update(scans.summary())
         return ParsedDocument(sections=sections, title=_title(reader), mime_type="application/pdf",
-                              page_count=page_count, metadata=metadata)
+                              page_count=page_count, metadata=metadata, warnings=scans.warnings)

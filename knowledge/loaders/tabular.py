@@ -1,7 +1,7 @@
-"""Record-shaped data: CSV/TSV rows and JSON/JSONL records, one section per record.
+"""Record-shaped data: CSV/TSV as a Markdown table, JSON/JSONL records one section per record.
 
-A record becomes ``key: value`` lines so that each chunk is self-describing: a retrieved row still
-says which column each value belongs to.
+A JSON record becomes ``key: value`` lines so that each chunk is self-describing: a retrieved record still
+says which field each value belongs to (a CSV chunk does it with its repeated header row).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from knowledge.loaders.tables import markdown_table
 from knowledge.loaders.text import decode_text
 from knowledge.types import IngestError, ParsedDocument, Section
 
@@ -27,12 +28,16 @@ def _dialect(text: str, name: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 class CsvLoader:
-    """CSV and TSV: the first row is the header; every later row is a Section ``{"row": n}`` (1-based)."""
+    """CSV and TSV: the first row is the header; the rows become one Markdown table (knowledge.loaders.tables).
+
+    The chunker cuts a large table between rows and repeats the header in every chunk, so a retrieved
+    chunk still says which column each value belongs to.
+    """
 
     extensions = (".csv", ".tsv")
 
     def run(self, data: bytes, name: str) -> ParsedDocument:
-        """Return one ``column: value`` section per non-blank data row (empty values left out)."""
+        """Return one section holding the table (``metadata={"rows": n}``); blank rows are left out."""
         text = decode_text(data, name)
         try:
             rows = list(csv.reader(io.StringIO(text), _dialect(text, name)))
@@ -41,15 +46,13 @@ class CsvLoader:
         rows = [r for r in rows if any(cell.strip() for cell in r)]
         if len(rows) < 2:
             raise IngestError("empty", f"{name} has no data rows below its header", name=name)
+        width = max(len(r) for r in rows)
+        # Rows longer than the header still keep their extra values, under generated names.
         header = [h.strip() or f"column_{i + 1}" for i, h in enumerate(rows[0])]
-        sections = []
-        for n, row in enumerate(rows[1:], start=1):
-            # Rows longer than the header still keep their extra values, under generated names.
-            names = header + [f"column_{i + 1}" for i in range(len(header), len(row))]
-            # Shorter rows simply lack the trailing columns (strict=False).
-            lines = [f"{col}: {val.strip()}" for col, val in zip(names, row, strict=False) if val.strip()]
-            sections.append(Section(text="\n".join(lines), metadata={"row": n}))
-        return ParsedDocument(sections=sections, mime_type="text/csv", metadata={"columns": header})
+        header += [f"column_{i + 1}" for i in range(len(header), width)]
+        table = markdown_table([header] + [[cell.strip() for cell in row] for row in rows[1:]])
+        return ParsedDocument(sections=[Section(text=table, metadata={"rows": len(rows) - 1})],
+                              mime_type="text/csv", metadata={"columns": header})
 
 
 def _scalar(value: Any) -> str:

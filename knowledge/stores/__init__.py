@@ -37,6 +37,7 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     )
     if chunk.heading_path:
         meta["heading_path"] = HEADING_SEPARATOR.join(chunk.heading_path)
+        meta["section"] = meta["heading_path"]  # the name results and citations show it under
     if chunk.page is not None:
         meta["page"] = chunk.page
     return meta

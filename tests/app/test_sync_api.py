@@ -44,7 +44,7 @@ def folder(tmp_path):
     (root / "faq.txt").write_text("Refunds are processed within fourteen days of the request.\n")
     shutil.copy(FIXTURES / "pdf" / "bank_statement.pdf", root / "statement.pdf")
     (root / "broken.pdf").write_bytes((FIXTURES / "pdf" / "bank_statement.pdf").read_bytes()[:900])
-    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    (root / "logo.svg").write_bytes(b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>")
     return root
 
 
@@ -68,7 +68,7 @@ def test_first_sync_indexes_good_files_and_records_failures(app, api, worker, so
     assert run["progress"] == {"done": 5, "total": 5}
     by_file = {e["external_id"]: e for e in run["errors"]}
     assert by_file["broken.pdf"]["code"] == "corrupt_file" and not by_file["broken.pdf"]["skipped"]
-    assert by_file["logo.png"]["code"] == "unsupported_type" and by_file["logo.png"]["skipped"]
+    assert by_file["logo.svg"]["code"] == "unsupported_type" and by_file["logo.svg"]["skipped"]
 
     docs = _documents(api, source["id"])
     assert set(docs) == {"guides/install.md", "faq.txt", "statement.pdf", "broken.pdf"}

@@ -252,7 +252,7 @@ def repo(tmp_path):
     (root / "README.md").write_text("# Gadget\n\nGadget turns sunlight into tea. Install it on a sunny roof.\n")
     (root / "docs" / "setup.md").write_text("# Setup\n\nBolt the gadget to the roof and point it south.\n")
     (root / "docs" / "faq.txt").write_text("The gadget brews four cups of tea per hour of sunlight.\n")
-    (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
+    (root / "logo.svg").write_bytes(b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>")
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "first")
     return root
@@ -260,7 +260,7 @@ def repo(tmp_path):
 
 def test_git_source_syncs_commits_changes_and_deletions(app, api, worker, repo):
     res = api.post("/api/knowledge-sources", json={
-        "name": "gadget repo", "type": "git", "configuration": {"url_or_path": str(repo), "exclude": ["*.png"]}})
+        "name": "gadget repo", "type": "git", "configuration": {"url_or_path": str(repo), "exclude": ["*.svg"]}})
     assert res.status_code == 201, res.json
     sid = res.json["data"]["id"]
     run = sync(api, sid)

@@ -48,7 +48,7 @@ def _error(item) -> IngestError:
 def tree(tmp_path) -> Path:
     root = tmp_path / "root"
     _write(root, {"docs/a.md": "# A", "docs/sub/b.md": "# B", "docs/sub/c.txt": "c", "notes.txt": "n",
-                  ".git/config": "[core]", ".hidden/x.md": "x", "build/out.md": "o", "image.png": b"\x89PNG"})
+                  ".git/config": "[core]", ".hidden/x.md": "x", "build/out.md": "o", "image.svg": b"<svg/>"})
     _write(tmp_path, {"outside/secret.md": "top secret"})
     os.symlink(tmp_path / "outside/secret.md", root / "escape.md")
     os.symlink(tmp_path / "outside", root / "escape_dir")
@@ -58,7 +58,7 @@ def tree(tmp_path) -> Path:
 
 def test_directory_lists_sorted_relative_paths_lazily(tree):
     items = list(DirectoryConnector(tree).run())
-    # Hidden files, the link inside the root and the .png are left out; the links that lead out of the
+    # Hidden files, the link inside the root and the .svg are left out; the links that lead out of the
     # root are listed, so the sync can say why they were not read.
     assert [i.external_id for i in items] == ["build/out.md", "docs/a.md", "docs/sub/b.md", "docs/sub/c.txt",
                                               "escape.md", "escape_dir", "notes.txt"]
@@ -94,7 +94,7 @@ def test_directory_hidden_symlinks_and_limits(tree):
     assert "inside.md" in followed  # a link within the root is fine
     escaping = [i for i in DirectoryConnector(tree, follow_symlinks=True).run() if i.external_id.startswith("escape")]
     assert [_error(i).code for i in escaping] == ["outside_root", "outside_root"]  # listed, never followed
-    assert "image.png" in _ids(DirectoryConnector(tree, only_supported=False))
+    assert "image.svg" in _ids(DirectoryConnector(tree, only_supported=False))
     with pytest.raises(IngestError) as info:
         list(DirectoryConnector(tree, max_files=2).run())
     assert info.value.code == "too_many_files"

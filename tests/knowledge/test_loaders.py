@@ -148,7 +148,7 @@ def test_html_text_title_and_heading_paths():
     assert doc.sections[0].text == "Getting started\n\nby the team\n\nMagnet indexes your documents."
     assert doc.sections[1].text == "Install\n\nRun the installer.\n\nfirst step\nsecond step"
     assert "apt  install magnet\n  --yes" in doc.sections[2].text  # <pre> keeps its spacing
-    assert "Option | Default\nport | 8080" in doc.sections[2].text
+    assert "--yes\n\n| Option | Default |\n| --- | --- |\n| port | 8080 |" in doc.sections[2].text
     assert doc.sections[3].text == "Usage\n\nQuery it.\nLine two."
     for dropped in ("Home", "Side menu", "track(", "enable js", "Related posts", "Copyright", "color:red"):
         assert dropped not in doc.text
@@ -183,7 +183,7 @@ def test_docx_paragraphs_headings_and_tables():
     assert [(s.heading_path, s.text) for s in doc.sections] == [
         ((), "Intro before any heading."),
         (("Handbook",), "Handbook\nWelcome to the handbook."),
-        (("Handbook", "Leave"), "Leave\nAsk your manager.\nType | Days\nAnnual | 25"),
+        (("Handbook", "Leave"), "Leave\nAsk your manager.\n\n| Type | Days |\n| --- | --- |\n| Annual | 25 |"),
         (("Handbook", "Leave", "Sick leave"), "Sick leave\nCall in before 9."),
         (("Handbook", "Expenses", "Travel"), "Travel\nBook economy."),
     ]
@@ -203,20 +203,26 @@ def test_zip_that_is_not_a_docx():
 
 # --- csv / json -------------------------------------------------------------------------------------
 
-def test_csv_rows_become_sections():
-    data = b'name,age,city\nAlice,30,Paris\n\nBob,,"Berlin, Mitte"\n'
+def test_csv_becomes_a_markdown_table():
+    data = b'name,age,city\nAlice,30,Paris\n\nBob,,"Berlin, Mitte"\nEve,41,Oslo,extra|value\n'
     doc = load_document(data, "people.csv")
-    assert [(s.text, s.metadata) for s in doc.sections] == [
-        ("name: Alice\nage: 30\ncity: Paris", {"row": 1}),
-        ("name: Bob\ncity: Berlin, Mitte", {"row": 2}),
-    ]
+    assert [(s.text, s.metadata) for s in doc.sections] == [(
+        "| name | age | city | column_4 |\n| --- | --- | --- | --- |\n| Alice | 30 | Paris |  |\n"
+        "| Bob |  | Berlin, Mitte |  |\n| Eve | 41 | Oslo | extra\\|value |", {"rows": 3})]
 
 
 def test_csv_dialect_is_sniffed_and_tsv():
     semicolon = load_document("produit;prix\ncafé;2,50\nthé;3,10\n".encode("cp1252"), "prix.csv")
-    assert [s.text for s in semicolon.sections] == ["produit: café\nprix: 2,50", "produit: thé\nprix: 3,10"]
+    assert semicolon.sections[0].text == "| produit | prix |\n| --- | --- |\n| café | 2,50 |\n| thé | 3,10 |"
     tsv = load_document(b"a\tb\n1\t2\n", "t.tsv")
-    assert tsv.sections[0].text == "a: 1\nb: 2"
+    assert tsv.sections[0].text == "| a | b |\n| --- | --- |\n| 1 | 2 |"
+
+
+def test_html_layout_tables_stay_text():
+    html = (b"<html><body><table><tr><td><p>Welcome to our shop.</p><p>Open daily.</p></td>"
+            b"<td><ul><li>News</li></ul></td></tr></table></body></html>")
+    text = load_document(html, "old.html").text
+    assert "---" not in text and "Welcome to our shop." in text and "News" in text
 
 
 def test_csv_with_header_only_is_empty():

@@ -72,6 +72,8 @@ class CitationSchema(Schema):
     title = fields.String(allow_none=True)
     document_id = fields.String(allow_none=True)
     chunk_id = fields.String(allow_none=True)
+    section = fields.String(allow_none=True, metadata={"description": "Heading path of the cited chunk"})
+    page = fields.Integer(allow_none=True)
     text = fields.String()
 
 

@@ -22,8 +22,13 @@ class DocumentSchema(Schema):
     mime_type = fields.String(allow_none=True)
     size_bytes = fields.Integer(allow_none=True)
     content_hash = fields.String(allow_none=True, metadata={"description": "sha256 of the document's bytes"})
-    status = fields.String(required=True, metadata={"enum": ["pending", "indexed", "failed", "no_text"]})
+    status = fields.String(required=True, metadata={"enum": ["pending", "indexed", "indexed_with_warnings", "failed", "no_text"]})
     error = fields.Method("_error", metadata={"type": "object", "nullable": True})
+    warnings = fields.Method("_warnings", metadata={
+        "type": "array", "items": {"type": "object"},
+        "description": "Why an indexed document may be incomplete, per page: {code, message, page}"})
+    ocr = fields.Method("_ocr", metadata={"type": "object", "nullable": True,
+                                          "description": "OCR'd pages, seconds, mean confidence"})
     page_count = fields.Integer(allow_none=True)
     chunk_count = fields.Integer(required=True)
     last_synced_at = UtcDateTime(allow_none=True)
@@ -32,6 +37,12 @@ class DocumentSchema(Schema):
 
     def _error(self, obj):
         return {"code": obj.error_code, "message": obj.error_message} if obj.error_code else None
+
+    def _warnings(self, obj):
+        return list((obj.details or {}).get("warnings") or [])
+
+    def _ocr(self, obj):
+        return (obj.details or {}).get("ocr")
 
 
 class UploadResultSchema(Schema):
@@ -46,7 +57,7 @@ class UploadFilesSchema(Schema):
 
 
 DocumentListArgs = list_args("name", "updated_at", "size_bytes", extra={
-    "status": fields.String(validate=validate.OneOf(("pending", "indexed", "failed", "no_text")))},
+    "status": fields.String(validate=validate.OneOf(("pending", "indexed", "indexed_with_warnings", "failed", "no_text")))},
     name="DocumentListArgs")
 
 

@@ -41,6 +41,8 @@ class SyncRunSchema(Schema):
     counts = fields.Method("_counts", metadata={"type": "object"})
     errors = fields.List(fields.Dict(), metadata={"description": "One entry per failed or skipped document"})
     message = fields.String(allow_none=True)
+    timings = fields.Dict(allow_none=True, metadata={
+        "description": "Seconds per stage once the run ends: parse (OCR included), ocr, embed, write; ocr_pages"})
     cancel_requested = fields.Boolean()
     created_at = UtcDateTime(required=True)
     started_at = UtcDateTime(allow_none=True)
@@ -81,7 +83,7 @@ class SourceCreateSchema(StrictSchema):
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
     type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
     configuration = fields.Dict(keys=fields.String(), load_default=dict, metadata={
-        "description": "file: file_types, max_file_size; directory: path, include, exclude; "
+        "description": "every type: ocr (\"auto\" | \"off\" | \"force\"), file_types, max_file_size; directory: path, include, exclude; "
                        "web: urls, sitemap, max_depth, max_pages; git: url, branch, include, exclude"})
     schedule = fields.Dict(allow_none=True, metadata={"description": '{"interval_minutes": 60} or {"cron": "0 3 * * *"}'})
     index = fields.Nested(IndexSettingsSchema, metadata={"description": "Settings of the source's default index"})
