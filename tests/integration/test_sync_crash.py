@@ -55,7 +55,9 @@ with app.app_context():
 
 def _env(data_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGNET_")}
-    env.update(MAGNET_DATA_DIR=str(data_dir), MAGNET_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    # The test's folder is the source root, as an administrator would set it for their documents.
+    env.update(MAGNET_DATA_DIR=str(data_dir), MAGNET_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
+               MAGNET_SOURCE_ROOTS=str(data_dir.parent))
     return env
 
 
