@@ -1,5 +1,8 @@
 """PDF loader (pypdf for the text layer, OCR for scanned pages): one section per page with text, from 1.
 
+Tables laid out on a page (a statement's rows of figures) are found from pypdf's layout mode and written
+as Markdown tables (knowledge.loaders.pdf_tables); the rest of such a page keeps its words in layout order.
+
 A page whose text layer is missing or negligible for its area (a scan, or a scan under a one-line
 "Page n of m" stamp) is rendered with pypdfium2 and recognised (knowledge.ocr) when OCR is "auto" and
 the page holds an image, or always when OCR is "force". With OCR "off" such pages are not silently
@@ -14,6 +17,7 @@ import re
 from pypdf import PasswordType, PdfReader
 
 from knowledge.loaders.ocr_pages import OcrPass
+from knowledge.loaders.pdf_tables import may_hold_table, text_with_tables
 from knowledge.types import IngestError, ParsedDocument, Section
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,18 @@ def _area_sq_in(page) -> float:
         return max(abs(float(box.width) * float(box.height)) / (72 * 72), 1.0)
     except Exception:
         return 8.5 * 11
+
+
+def _with_tables(page, text: str, number: int, name: str) -> tuple[str, bool]:
+    """The page's text with its tables as Markdown (from pypdf's layout mode), when it has any."""
+    if not may_hold_table(text):
+        return text, False
+    try:
+        tabled = text_with_tables(page.extract_text(extraction_mode="layout") or "")
+    except Exception as exc:  # layout mode has its own failure modes; the plain text is still good
+        log.warning("layout extraction failed on page %d of %s: %s", number, name, exc)
+        return text, False
+    return (_clean(tabled), True) if tabled else (text, False)
 
 
 def _title(reader: PdfReader) -> str | None:
@@ -91,8 +107,11 @@ class PdfLoader:
                 log.warning("text extraction failed on page %d of %s: %s", number, name, exc)
                 failed.append(number)
                 text = ""
+            text, has_table = _with_tables(page, text, number, name)
             section = scans.page(number, text, _area_sq_in(page))
             if section is not None:
+                if has_table and not section.metadata.get("ocr"):
+                    section.metadata["tables"] = True
                 sections.append(section)
         failed = [n for n in failed if not any(s.page == n for s in sections)]
         page_count = len(pages)

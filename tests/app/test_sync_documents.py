@@ -53,10 +53,10 @@ def _search_tool(api, source_id):
 
 def test_scans_images_and_office_files_become_searchable_cited_chunks(api, worker, tmp_path):
     folder = _folder(tmp_path, ["scanned_with_stamp.pdf", "receipt.png", "memo.tiff", "tables.docx",
-                                "tables.xlsx", "deck.pptx"])
+                                "tables.xlsx", "deck.pptx", "statement.pdf"])
     source_id, run, docs = _sync(api, {"path": str(folder)})
     assert run["status"] == "completed", run
-    assert run["counts"]["added"] == 6
+    assert run["counts"]["added"] == 7
     assert {name: d["status"] for name, d in docs.items()} == dict.fromkeys(docs, "indexed")
     scan = docs["scanned_with_stamp.pdf"]
     assert scan["ocr"]["pages"] == [1, 2] and scan["ocr"]["mean_confidence"] > 0.8 and scan["warnings"] == []
@@ -78,6 +78,11 @@ def test_scans_images_and_office_files_become_searchable_cited_chunks(api, worke
     hits = search("pelican migration budget speaker note")
     slide = next(h for h in hits if h["metadata"]["document_id"] == docs["deck.pptx"]["id"])
     assert slide["metadata"]["section"] == "Quarterly roadmap" and slide["metadata"]["slide"] == 1
+    # A table laid out in a PDF's text layer comes back as a Markdown table, its row with the header.
+    hits = search("how many tide charts were bought")
+    statement = next(h for h in hits if h["metadata"]["document_id"] == docs["statement.pdf"]["id"])
+    assert ("| Date | Item | Quantity | Amount |\n| --- | --- | --- | --- |\n| 2 March | Brass compass, gimballed | 4 | "
+            "312.00 |\n| 9 March | Tide chart, Solent edition | 12 | 96.60 |") in statement["content"]
 
 
 def test_ocr_off_leaves_scans_with_a_reason_not_a_misleading_indexed(api, worker, tmp_path):

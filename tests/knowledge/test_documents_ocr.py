@@ -131,6 +131,38 @@ def test_pptx_slides_with_notes_and_tables():
     assert "| Team | Budget |\n| --- | --- |\n| Platform | 120k |\n| Search | 80k |" in second.text
 
 
+def test_pdf_table_laid_out_in_the_text_layer_becomes_markdown():
+    (page,) = _load("statement.pdf").sections
+    assert page.metadata == {"tables": True}
+    assert page.text == (
+        "Harbour Supply Co. - Account statement\n\n"
+        "Statement for the north pier workshop, period 1 to 31 March.\n\n"
+        "| Date | Item | Quantity | Amount |\n| --- | --- | --- | --- |\n"
+        "| 2 March | Brass compass, gimballed | 4 | 312.00 |\n"
+        "| 9 March | Tide chart, Solent edition | 12 | 96.60 |\n"
+        "| 15 March | Signal lamp batteries (returned 5 on 20 March) | 30 | 45.90 |\n"  # the wrapped line joins its row
+        "| 28 March | Mooring rope, 40 m | 2 | 138.00 |\n\n"
+        "Payment is due within 30 days. Questions: accounts at the harbour office.")
+
+
+def test_justified_prose_whose_gaps_line_up_is_not_a_table():
+    from knowledge.loaders.pdf_tables import find_tables, text_with_tables
+
+    # Gaps that line up over four lines, as justified text sometimes has, but the cells are pieces of
+    # sentences, with no column of figures: text, not a table.
+    prose = ("The  court  held    that the  rule    applies  to every  case\n"
+             "on   review  and    that the  state   courts   may not   bar it\n"
+             "when the     record shows the delay   was      not the  fault\n"
+             "of   the     party  who   now  asks   for      relief   from it\n")
+    assert find_tables(prose) == [] and text_with_tables(prose) is None
+    # The same layout with figures in a column is a table.
+    figures = prose.replace("courts", "3.5   ").replace("was", "40 ").replace("for", "7  ")
+    (table,) = find_tables(figures)
+    assert table.markdown.splitlines()[2:] == ["| on review and that the state | 3.5 | may not bar it |",
+                                               "| when the record shows the delay | 40 | not the fault |",
+                                               "| of the party who now asks | 7 | relief from it |"]
+
+
 def test_office_files_that_are_not_zips_are_corrupt():
     for name in ("deck.pptx", "sheet.xlsx"):
         with pytest.raises(IngestError) as info:
