@@ -12,13 +12,14 @@ from knowledge.loaders.html import HtmlLoader
 from knowledge.loaders.image import ImageLoader
 from knowledge.loaders.markdown import MarkdownLoader
 from knowledge.loaders.office import PPTX_MIME, XLSX_MIME, PptxLoader, XlsxLoader
+from knowledge.loaders.opendocument import EPUB_MIME, ODT_MIME, EpubLoader, OdtLoader
 from knowledge.loaders.pdf import PdfLoader
 from knowledge.loaders.tabular import CsvLoader, JsonLoader
 from knowledge.loaders.text import TextLoader
 from knowledge.types import IngestError, Loader, ParsedDocument
 
 __all__ = [
-    "CsvLoader", "DocxLoader", "HtmlLoader", "ImageLoader", "JsonLoader", "LOADERS", "MarkdownLoader", "PdfLoader",
+    "CsvLoader", "DocxLoader", "EpubLoader", "HtmlLoader", "ImageLoader", "JsonLoader", "LOADERS", "MarkdownLoader", "OdtLoader", "PdfLoader",
     "PptxLoader", "TextLoader", "XlsxLoader", "OCR_LOADERS", "get_loader", "get_loader_or_none", "load_document", "supported_extensions",
 ]
 
@@ -26,7 +27,7 @@ _TEXT = TextLoader()
 _PDF = PdfLoader()
 LOADERS: tuple[Loader, ...] = (
     _TEXT, MarkdownLoader(), HtmlLoader(), _PDF, DocxLoader(), CsvLoader(), JsonLoader(), ImageLoader(),
-    PptxLoader(), XlsxLoader(),
+    PptxLoader(), XlsxLoader(), OdtLoader(), EpubLoader(),
 )
 # Loaders that can read text out of pixels take the source's OCR mode ("auto", "off", "force").
 OCR_LOADERS = (PdfLoader, ImageLoader)
@@ -37,7 +38,7 @@ _BY_MIME = {
     "text/tab-separated-values": ".tsv", "application/json": ".json", "application/x-ndjson": ".jsonl",
     "application/jsonl": ".jsonl",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-    PPTX_MIME: ".pptx", XLSX_MIME: ".xlsx",
+    PPTX_MIME: ".pptx", XLSX_MIME: ".xlsx", ODT_MIME: ".odt", EPUB_MIME: ".epub",
     "image/png": ".png", "image/jpeg": ".jpg", "image/tiff": ".tiff", "image/webp": ".webp",
     "image/bmp": ".bmp", "image/gif": ".gif",
 }
@@ -49,6 +50,8 @@ _SIGNATURES = {
     ImageLoader: (lambda data: _is_image(data), "image"),
     PptxLoader: (lambda data: data.startswith(b"PK\x03\x04"), "PowerPoint (.pptx)"),
     XlsxLoader: (lambda data: data.startswith(b"PK\x03\x04"), "Excel (.xlsx)"),
+    OdtLoader: (lambda data: data.startswith(b"PK\x03\x04"), "OpenDocument text (.odt)"),
+    EpubLoader: (lambda data: data.startswith(b"PK\x03\x04"), "EPUB"),
 }
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF87a", b"GIF89a")
 

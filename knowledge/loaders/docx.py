@@ -8,8 +8,9 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from knowledge.loaders.outline import Outline
 from knowledge.loaders.tables import markdown_table
-from knowledge.types import IngestError, ParsedDocument, Section
+from knowledge.types import IngestError, ParsedDocument
 
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 
@@ -51,45 +52,26 @@ class DocxLoader:
         except Exception as exc:  # not a zip, no document part, broken XML...
             raise IngestError("corrupt_file", f"{name} is not a readable .docx file: {exc}", name=name) from exc
 
-        sections: list[Section] = []
-        stack: list[tuple[int, str]] = []
-        lines: list[str] = []
-        has_body = False
-        title: str | None = None
-
-        def flush() -> None:
-            if has_body:  # a heading directly followed by another heading has no text of its own
-                sections.append(Section(text="\n".join(lines).strip(), heading_path=tuple(t for _, t in stack)))
-
+        outline = Outline()
         for block in blocks:
             if isinstance(block, Table):
-                table = _table_markdown(block)
-                if table:  # blank lines around it: a Markdown table is a block of its own
-                    lines.extend(["", table, ""])
-                    has_body = True
+                outline.table(_table_markdown(block))
                 continue
             text = block.text.strip()
             if not text:
                 continue
             level = _heading_level(block)
             if level is None:
-                lines.append(text)
-                has_body = True
-                continue
-            flush()
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, text))
-            if level == 1 and title is None:
-                title = text
-            lines, has_body = [text], False
-        flush()
+                outline.paragraph(text)
+            else:
+                outline.heading(level, text)
+        sections = outline.finish()
 
         core_title = (document.core_properties.title or "").strip()
         if not sections:
             raise IngestError("empty", f"{name} contains no text", name=name)
         return ParsedDocument(
             sections=sections,
-            title=core_title or title,
+            title=core_title or outline.first_title,
             mime_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         )

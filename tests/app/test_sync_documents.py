@@ -53,10 +53,10 @@ def _search_tool(api, source_id):
 
 def test_scans_images_and_office_files_become_searchable_cited_chunks(api, worker, tmp_path):
     folder = _folder(tmp_path, ["scanned_with_stamp.pdf", "receipt.png", "memo.tiff", "tables.docx",
-                                "tables.xlsx", "deck.pptx", "statement.pdf"])
+                                "tables.xlsx", "deck.pptx", "statement.pdf", "guide.odt", "log.epub"])
     source_id, run, docs = _sync(api, {"path": str(folder)})
     assert run["status"] == "completed", run
-    assert run["counts"]["added"] == 7
+    assert run["counts"]["added"] == 9
     assert {name: d["status"] for name, d in docs.items()} == dict.fromkeys(docs, "indexed")
     scan = docs["scanned_with_stamp.pdf"]
     assert scan["ocr"]["pages"] == [1, 2] and scan["ocr"]["mean_confidence"] > 0.8 and scan["warnings"] == []
@@ -83,6 +83,11 @@ def test_scans_images_and_office_files_become_searchable_cited_chunks(api, worke
     statement = next(h for h in hits if h["metadata"]["document_id"] == docs["statement.pdf"]["id"])
     assert ("| Date | Item | Quantity | Amount |\n| --- | --- | --- | --- |\n| 2 March | Brass compass, gimballed | 4 | "
             "312.00 |\n| 9 March | Tide chart, Solent edition | 12 | 96.60 |") in statement["content"]
+    hits = search("squall broke the lantern room pane")
+    assert hits[0]["metadata"]["document_id"] == docs["log.epub"]["id"]
+    assert hits[0]["metadata"]["section"] == "Spring > Storms" and hits[0]["metadata"]["chapter"] == 2
+    hits = search("how many avocets were counted")
+    assert hits[0]["metadata"]["document_id"] == docs["guide.odt"]["id"] and "| Avocet | 41 |" in hits[0]["content"]
 
 
 def test_ocr_off_leaves_scans_with_a_reason_not_a_misleading_indexed(api, worker, tmp_path):

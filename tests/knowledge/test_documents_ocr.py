@@ -163,6 +163,57 @@ def test_justified_prose_whose_gaps_line_up_is_not_a_table():
                                                "| of the party who now asks | 7 | relief from it |"]
 
 
+def test_odt_headings_lists_and_tables():
+    doc = _load("guide.odt")
+    assert doc.title == "Estuary field guide"
+    assert [(s.heading_path, s.text) for s in doc.sections] == [
+        (("Field guide",), "Field guide\nKept by the estuary rangers.  Updated each spring."),
+        (("Field guide", "Birds"), "Birds\nThe avocet feeds at low tide on the mudflats.\n\n"
+                                   "| Species | Count |\n| --- | --- |\n| Avocet | 41 |\n| Curlew | 7 |")]
+
+
+def test_epub_chapters_in_spine_order():
+    doc = _load("log.epub")
+    assert doc.title == "The lighthouse log"
+    # The cover (an image only) is no chapter; headings give the sections their paths.
+    assert [(s.metadata["chapter"], s.heading_path, s.text) for s in doc.sections] == [
+        (1, ("Winter",), "Winter\n\nThe keeper trimmed the wick at dusk."),
+        (2, ("Spring", "Storms"), "Storms\n\nA squall broke the seaward pane of the lantern room.")]
+
+
+def test_odt_and_epub_that_are_broken_or_bombs_are_refused(monkeypatch):
+    import io
+    import zipfile
+
+    from knowledge.loaders import opendocument
+
+    for name in ("guide.odt", "log.epub"):
+        with pytest.raises(IngestError) as info:  # a zip without the parts the format needs
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as archive:
+                archive.writestr("mimetype", "x")
+            load_document(buffer.getvalue(), name)
+        assert info.value.code == "corrupt_file" and "is missing" in info.value.message
+        with pytest.raises(IngestError) as info:  # truncated
+            load_document((FIXTURES / name).read_bytes()[:300], name)
+        assert info.value.code == "corrupt_file"
+    # A member that unpacks past the budget is refused before it is read.
+    monkeypatch.setattr(opendocument, "MAX_UNCOMPRESSED", 1000)
+    with pytest.raises(IngestError) as info:
+        _load("guide.odt")
+    assert info.value.code == "too_large"
+    with pytest.raises(IngestError) as info:  # entity expansion (billion laughs) is refused by expat
+        buffer = io.BytesIO()
+        laughs = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+                  + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9))
+                  + ']><office:document-content xmlns:office="urn:x">&j;</office:document-content>')
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("content.xml", laughs)
+        monkeypatch.setattr(opendocument, "MAX_UNCOMPRESSED", 10**6)
+        load_document(buffer.getvalue(), "laughs.odt")
+    assert info.value.code == "corrupt_file"
+
+
 def test_office_files_that_are_not_zips_are_corrupt():
     for name in ("deck.pptx", "sheet.xlsx"):
         with pytest.raises(IngestError) as info:
