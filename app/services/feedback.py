@@ -69,13 +69,6 @@ def give_from_app(key: str | None, message_id: str, body: dict) -> MessageFeedba
     return give(_message(message_id, integration_id=integration.id), integration.id, "app", body)
 
 
-def app_feedback(key: str | None, message_id: str) -> list[MessageFeedback]:
-    integration = authenticate_integration(key)
-    message = _message(message_id, integration_id=integration.id)
-    return list(db.session.execute(select(MessageFeedback).where(
-        MessageFeedback.message_id == message.id, MessageFeedback.rater == integration.id)).scalars())
-
-
 def give_from_platform(conversation_id: str, message_id: str, key_id: str | None, body: dict) -> MessageFeedback:
     return give(_message(message_id, conversation_id), key_id or "anonymous", "platform", body)
 

@@ -52,8 +52,8 @@ def test_app_feedback_is_one_per_message_per_key_and_replaced(api, client, chat)
     assert res.json["rating"] == "down" and res.json["source"] == "app" and "success" not in res.json
     replaced = _feedback(client, chat["key"], m1["id"], rating="up", comment=None)
     assert replaced.status_code == 200 and replaced.json["id"] == res.json["id"] and replaced.json["rating"] == "up"
-    mine = client.get(f"/api/v1/messages/{m1['id']}/feedback", headers={"Authorization": f"Bearer {chat['key']}"})
-    assert mine.status_code == 200 and [f["rating"] for f in mine.json] == ["up"]
+    mine = api.get(f"/api/conversations/{m1['conversation_id']}/messages/{m1['id']}/feedback?source=app").json
+    assert [(f["rating"], f["comment"]) for f in mine["data"]] == [("up", None)]
 
     # A platform key's feedback is its own, next to the app's.
     platform = api.post(f"/api/conversations/{m1['conversation_id']}/messages/{m1['id']}/feedback",
@@ -116,5 +116,5 @@ def test_test_cases_from_rated_conversations(api, client, chat):
 
     nothing = api.post(url, json={})
     assert nothing.status_code == 422 and nothing.json["success"] is False
-    assert api.post(f"/api/evaluations/eval_unknown/test-cases/from-conversations",
+    assert api.post("/api/evaluations/eval_unknown/test-cases/from-conversations",
                     json={"rating": "down"}).status_code == 404

@@ -132,7 +132,7 @@ def test_review_items_grades_human_metric_and_judge_agreement(api, llm, judged_s
     # Spearman by hand over the 5 cases with a score: judge 1, .75, 0, .25, 1 vs human 5, 2, 1, 4, 4.
     judge_ranks, human_ranks = [4.5, 3, 1, 2, 4.5], [5, 2, 1, 3.5, 3.5]  # ties share the average rank
     dj, dh = [r - 3 for r in judge_ranks], [r - 3 for r in human_ranks]
-    rho = sum(a * b for a, b in zip(dj, dh)) / math.sqrt(sum(a * a for a in dj) * sum(b * b for b in dh))
+    rho = sum(a * b for a, b in zip(dj, dh, strict=True)) / math.sqrt(sum(a * a for a in dj) * sum(b * b for b in dh))
     spearman = review["agreement"]["correctness"]["spearman"]
     assert spearman["n"] == 5 and spearman["rho"] == pytest.approx(rho) == pytest.approx(7.25 / 9.5)
 

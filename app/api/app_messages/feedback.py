@@ -1,4 +1,4 @@
-"""`POST|GET /api/v1/messages/{id}/feedback`: an app rates its agent's answers, in the app contract (integration
+"""`POST /api/v1/messages/{id}/feedback`: an app rates its agent's answers, in the app contract (integration
 key, bare JSON, `{"error": {"code", "message"}}` errors: the blueprint's handlers in routes.py)."""
 from __future__ import annotations
 
@@ -16,16 +16,6 @@ from app.services import feedback
 class AppMessageFeedback(MethodView):
     @blp.doc(security=[{"IntegrationKey": []}], **OWN_ERRORS)
     @requires(OPEN)  # authenticated by the integration key (magnet_sk_…), not a platform key
-    @blp.response(200, FeedbackSchema(many=True))
-    @blp.alt_response(400, schema=AppErrorSchema, description="invalid_request (unknown message included)")
-    @blp.alt_response(401, schema=AppErrorSchema, description="invalid_api_key")
-    @blp.alt_response(403, schema=AppErrorSchema, description="integration_inactive")
-    def get(self, message_id):
-        """This integration's feedback on one of its answers (a list of zero or one)"""
-        return [feedback.payload(f) for f in feedback.app_feedback(presented_key(), message_id)]
-
-    @blp.doc(security=[{"IntegrationKey": []}], **OWN_ERRORS)
-    @requires(OPEN)
     @blp.arguments(FeedbackWriteSchema, error_status_code=400)
     @blp.response(200, FeedbackSchema)
     @blp.alt_response(400, schema=AppErrorSchema, description="invalid_request (unknown message included)")
