@@ -9,6 +9,7 @@ claiming at once exactly one wins, the other gets 409.
 from __future__ import annotations
 
 import random
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import and_, not_, select, update
@@ -194,7 +195,12 @@ def grades_for_run(run_id: str) -> dict[str, dict[str, Any]]:
     items = db.session.execute(select(ReviewItem).where(ReviewItem.run_id == run_id,
                                                         ReviewItem.status == "COMPLETED")).scalars()
     return {i.case_id: {"verdict": i.verdict, "score": i.score, "comment": i.comment, "graded_by": i.graded_by,
-                        "graded_at": i.graded_at, "review_item_id": i.id} for i in items}
+                        "graded_at": _iso(i.graded_at), "review_item_id": i.id} for i in items}
+
+
+def _iso(value) -> str | None:
+    """ISO 8601 UTC with Z, as every timestamp of the API (these land in free-form dicts, not schema fields)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def human_scores(run_id: str) -> dict[str, float]:

@@ -149,6 +149,10 @@ def test_review_items_grades_human_metric_and_judge_agreement(api, llm, judged_s
     assert reports[0]["run"]["metrics"]["human"]["score"] == pytest.approx(4 / 6)
     by_ordinal = {r["ordinal"]: r for r in reports[0]["results"]}
     assert by_ordinal[1]["human_review"]["verdict"] == "fail" and by_ordinal[1]["scores"]["human"] == 0.0
+    assert by_ordinal[1]["human_review"]["graded_at"].endswith("Z")
+    results = api.get(f"/api/evaluations/{evaluation['id']}/results?limit=100&run_id={run['id']}").json["data"]
+    assert [r["human_review"]["verdict"] if r["human_review"] else None for r in results["results"]] == [
+        v for v, _ in HUMAN] + [None]
     assert by_ordinal[6]["human_review"] is None and by_ordinal[6]["scores"]["human"] is None
     html = api.get(f"/api/evaluations/{evaluation['id']}/runs/{run['id']}/report?format=html").data.decode()
     assert 'id="human-review"' in html and "Cohen" in html and "0.250" in html
