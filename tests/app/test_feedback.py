@@ -64,6 +64,9 @@ def test_app_feedback_is_one_per_message_per_key_and_replaced(api, client, chat)
     downs = api.get("/api/feedback?rating=down").json["data"]
     assert [(f["message_id"], f["source"]) for f in downs] == [(m1["id"], "platform")]
     assert api.get(f"/api/feedback?agent_id={chat['agent']['id']}").json["pagination"]["total"] == 2
+    # Clearing the conversation's history takes the feedback on its messages with it.
+    assert api.delete(f"/api/conversations/{m1['conversation_id']}").status_code == 200
+    assert api.get("/api/feedback").json["pagination"]["total"] == 0
 
 
 def test_app_feedback_errors_keep_the_app_contract(api, client, chat):

@@ -211,3 +211,6 @@ def test_bad_review_requests_get_the_error_envelope(api, llm, judged_suite):
     released = api.post(f"/api/review/items/{item}/release")
     assert released.status_code == 200 and released.json["data"]["status"] == "PENDING"
     _error(api.get("/api/review/items?status=DONE"), 422)
+    # Deleting the evaluation takes its review items with it.
+    assert api.delete(f"/api/evaluations/{evaluation['id']}").status_code == 200
+    assert api.get(f"/api/review/items?evaluation_id={evaluation['id']}").json["pagination"]["total"] == 0
