@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from evaluations.report_human import human_section
 from evaluations.report_svg import (
     _delta_chart,
     _e,
@@ -102,6 +103,7 @@ def to_html(run: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
         _thresholds_section(run),
         _distributions_section(names, results),
         _totals_section(run),
+        human_section(run),
         _comparison_section(comparison) if comparison is not None else "",
         _cases_section(names, results),
         _snapshot_section(run),

@@ -24,6 +24,8 @@ RESOURCES = (
     "traces",
     "conversations",
     "evaluations",
+    "reviews",
+    "feedback",
     "dify",
     "app_messages",
     "usage",

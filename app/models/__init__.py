@@ -31,6 +31,7 @@ from app.models.knowledge import (
 )
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
+from app.models.review import RATINGS, REVIEW_STATUSES, VERDICTS, MessageFeedback, ReviewGrade, ReviewItem
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
@@ -77,5 +78,11 @@ __all__ = [
     "EMBEDDING_CACHE",
     "SourceUpload",
     "UsageRecord",
+    "RATINGS",
+    "REVIEW_STATUSES",
+    "VERDICTS",
+    "MessageFeedback",
+    "ReviewGrade",
+    "ReviewItem",
     "utcnow",
 ]

@@ -10,10 +10,12 @@ from app.extensions import db
 from app.models import EvaluationCase, EvaluationResult, EvaluationRun
 from app.services.eval_runs import NOT_APPLICABLE, get_run
 from app.services.evaluations import get_evaluation, last_run
+from app.services.reviews import grades_for_run, human_scores
 from evaluations import report_html, reports
 from evaluations.compare import compare_runs
 
 FINISHED = ("completed", "cancelled", "failed")
+HUMAN = "human"
 
 
 def run_for(evaluation_id: str, run_id: str | None) -> EvaluationRun:
@@ -27,7 +29,7 @@ def run_for(evaluation_id: str, run_id: str | None) -> EvaluationRun:
     return run
 
 
-def result_payload(result: EvaluationResult, case: EvaluationCase | None) -> dict:
+def result_payload(result: EvaluationResult, case: EvaluationCase | None, human: dict | None = None) -> dict:
     return {
         "id": result.id, "case_id": result.case_id, "ordinal": result.ordinal,
         "input": case.input if case else None,
@@ -40,7 +42,7 @@ def result_payload(result: EvaluationResult, case: EvaluationCase | None) -> dic
         "answer": result.output.get("answer"), "output": result.output,
         "retrieved": result.output.get("retrieved", []), "latency_ms": result.latency_ms,
         "tokens": {"input": result.prompt_tokens, "output": result.completion_tokens},
-        "cost": result.cost, "attempts": result.attempts,
+        "cost": result.cost, "attempts": result.attempts, "human_review": human,
     }
 
 
@@ -59,13 +61,16 @@ def list_results(evaluation_id: str, args: dict) -> dict:
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     page, limit = args["page"], args["limit"]
     rows = db.session.execute(query.order_by(EvaluationResult.ordinal).offset((page - 1) * limit).limit(limit))
-    return {"success": True, "data": {"run": run, "results": [result_payload(r, c) for r, c in rows]},
+    grades = grades_for_run(run.id)
+    return {"success": True, "data": {"run": run, "results": [result_payload(r, c, grades.get(r.case_id))
+                                                              for r, c in rows]},
             "pagination": {"page": page, "limit": limit, "total": total}}
 
 
 def all_results(run: EvaluationRun) -> list[dict]:
     rows = db.session.execute(_results_query(run).order_by(EvaluationResult.ordinal))
-    return [result_payload(r, c) for r, c in rows]
+    grades = grades_for_run(run.id)
+    return [result_payload(r, c, grades.get(r.case_id)) for r, c in rows]
 
 
 def _scores_by_metric(run: EvaluationRun, keys: dict[str, str] | None = None) -> dict[str, dict[str, float | None]]:
@@ -76,7 +81,11 @@ def _scores_by_metric(run: EvaluationRun, keys: dict[str, str] | None = None) ->
         rows = [r for r in rows if r.case_id in keys]
     names = list(run.metrics) or sorted({m for r in rows for m in (r.scores or {})})
     key = (lambda case_id: keys[case_id]) if keys is not None else (lambda case_id: case_id)
-    return {m: {key(r.case_id): (r.scores or {}).get(m) for r in rows} for m in names}
+    scores = {m: {key(r.case_id): (r.scores or {}).get(m) for r in rows} for m in names}
+    human = human_scores(run.id)  # reviewers' verdicts (1 pass, 0 fail) compare like any metric
+    if human:
+        scores[HUMAN] = {key(r.case_id): human.get(r.case_id) for r in rows}
+    return scores
 
 
 def _case_key(case: EvaluationCase) -> str:
@@ -151,6 +160,13 @@ def report(evaluation_id: str, run_id: str, fmt: str, against: str | None, run_d
     run_dict = {**run_dict, "evaluation": {"id": evaluation.id, "name": evaluation.name, "type": evaluation.type,
                                            "target_id": evaluation.target_id}}
     results = all_results(run)
+    human = run_dict.get("human_review")
+    if human and human["human"]["covered"]:
+        # In the report the reviewers' pass rate is one more metric: charted, tabled and a CSV column.
+        run_dict["metrics"] = {**run_dict.get("metrics", {}), HUMAN: human["human"]}
+        for result in results:
+            verdict = (result["human_review"] or {}).get("verdict")
+            result["scores"] = {**result["scores"], HUMAN: None if verdict is None else float(verdict == "pass")}
     comparison = compare(against, run.id) if against else None
     if fmt == "csv":
         return reports.to_csv(run_dict, results), "text/csv"

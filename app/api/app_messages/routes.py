@@ -92,3 +92,5 @@ def _unexpected(error: Exception):
     log.exception("unhandled error in POST /api/v1/messages")
     db.session.rollback()  # the failure may have left the transaction unusable (e.g. a DataError)
     return _error(502, "agent_error", "The agent could not answer.")
+
+from app.api.app_messages import feedback as _feedback  # noqa: E402,F401  (its routes join this blueprint)

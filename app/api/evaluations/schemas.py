@@ -118,9 +118,19 @@ class EvaluationRunSchema(Schema):
     created_at = UtcDateTime(required=True)
     started_at = UtcDateTime(allow_none=True)
     finished_at = UtcDateTime(allow_none=True)
+    human_review = fields.Method("_human_review", metadata={
+        "type": "object", "nullable": True,
+        "description": "null until cases are under human review; then items by status, the `human` metric "
+                       "(pass rate with its 95% CI, coverage = graded / cases) and each LLM judge's agreement "
+                       "with the humans (Cohen's kappa on pass/fail, Spearman on 1-5, with n)"})
 
     def _progress(self, obj):
         return {"done": obj.cases_done, "total": obj.cases_total}
+
+    def _human_review(self, obj):
+        from app.services.reviews import run_summary
+
+        return run_summary(obj)
 
 
 class EvaluationResultSchema(Schema):
@@ -139,6 +149,8 @@ class EvaluationResultSchema(Schema):
         "description": "Metrics the case gives nothing to score (no expected sources or answer), and why"})
     details = fields.Dict(required=True)
     warnings = fields.List(fields.String(), required=True)
+    human_review = fields.Dict(allow_none=True, metadata={
+        "description": "The human grade of this case (verdict, score, comment, graded_by), null if not graded"})
     answer = fields.String(allow_none=True)
     retrieved = fields.List(fields.Dict(), required=True, metadata={
         "description": "Ranked passages: chunk_id, document_id, external_id, score (content for the first 10)"})
