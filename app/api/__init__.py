@@ -28,6 +28,8 @@ RESOURCES = (
     "app_messages",
     "usage",
     "analytics",
+    "swarms",
+    "shared",
 )
 
 

@@ -31,6 +31,7 @@ from app.models.knowledge import (
 )
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
+from app.models.swarm import SWARM_STATUSES, Swarm, SwarmMember, SwarmShare
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
@@ -77,5 +78,9 @@ __all__ = [
     "EMBEDDING_CACHE",
     "SourceUpload",
     "UsageRecord",
+    "SWARM_STATUSES",
+    "Swarm",
+    "SwarmMember",
+    "SwarmShare",
     "utcnow",
 ]
