@@ -21,31 +21,34 @@ pytestmark = [pytest.mark.integration]
 MAGNET = str(Path(sys.executable).parent / "magnet")
 ROOT = Path(__file__).resolve().parents[2]
 
-# Run in a fresh interpreter on the data dir: migrate, make a model served by the fake LLM, two agents,
-# and a swarm (queued on the data dir's job queue, which no worker consumes yet).
-SETUP = r"""
-import json, sys
-from flask_migrate import upgrade
-from app import create_app
-from app.services.api_keys import create_key
-from app.services.llm_models import ensure_builtin_models
 
-app = create_app()
-with app.app_context():
-    upgrade()
-    ensure_builtin_models()
-    key = create_key("crash test", "admin")[1]
-client = app.test_client()
-headers = {"X-API-Key": key}
-model = client.post("/api/models", headers=headers, json={
-    "name": "slow", "provider": "openai_compatible", "model_id": "fake-model", "kind": "chat",
-    "endpoint": sys.argv[1], "api_key": "sk-test"}).json["data"]["id"]
-for name in ("left", "right"):
-    assert client.post("/api/agents", headers=headers, json={"name": name, "model_id": model}).status_code == 201
-res = client.post("/api/swarms", headers=headers, json={"goal": "Never finishes.", "agents": ["left", "right"]})
-assert res.status_code == 202, res.json
-print(json.dumps(res.json["data"]["id"]))
-"""
+def _setup(data_dir: Path, endpoint: str) -> str:
+    """On a fresh data dir, as its own app (the workers read the same database, queue and secret): a model
+    served by the fake LLM, two agents, and a swarm queued on the data dir's job queue, consumed by no one yet."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.config import Config
+    from app.services.api_keys import create_key
+    from app.services.llm_models import ensure_builtin_models
+
+    app = create_app(Config(data_dir=data_dir, outbound_allowlist=["127.0.0.1", "localhost"]))
+    with app.app_context():
+        upgrade()
+        ensure_builtin_models()
+        headers = {"X-API-Key": create_key("crash test", "admin")[1]}
+        client = app.test_client()
+        model = client.post("/api/models", headers=headers, json={
+            "name": "slow", "provider": "openai_compatible", "model_id": "fake-model", "kind": "chat",
+            "endpoint": endpoint, "api_key": "sk-test"}).json["data"]["id"]
+        for name in ("left", "right"):
+            assert client.post("/api/agents", headers=headers, json={"name": name, "model_id": model}).status_code == 201
+        res = client.post("/api/swarms", headers=headers, json={"goal": "Never finishes.", "agents": ["left", "right"]})
+        assert res.status_code == 202, res.json
+        from app.extensions import db
+
+        db.engine.dispose()
+        return res.json["data"]["id"]
 
 
 def _env(data_dir: Path) -> dict:
@@ -94,10 +97,7 @@ def test_a_worker_killed_mid_swarm_leaves_it_failed_with_the_reason(tmp_path):
     data_dir = tmp_path / "data"
     db_path = data_dir / "magnet.db"
     with FakeLLM(default=Sleep(120)) as llm:  # every member's answer waits: the worker dies while they do
-        setup = subprocess.run([sys.executable, "-c", SETUP, llm.base_url], env=_env(data_dir), cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
-        assert setup.returncode == 0, setup.stderr
-        swarm_id = json.loads(setup.stdout.strip().splitlines()[-1])
+        swarm_id = _setup(data_dir, llm.base_url)
 
         first = _worker(data_dir)
         try:
