@@ -258,3 +258,37 @@ def test_bad_input_is_refused_in_the_error_envelope(api, app):
     assert _error(api.post("/api/swarms/swarm_missing/cancel"), 404)["code"] == "not_found"
     assert _error(api.post("/api/swarms/swarm_missing/share", json={}), 404)["code"] == "not_found"
     assert api.get("/api/swarms").json["data"] == []  # nothing refused was saved
+
+
+def test_the_periodic_tick_fails_a_swarm_without_heartbeat_and_redelivers_a_lost_message(api, worker, app):
+    """A swarm whose worker is elsewhere (no lease here) and silent past MAGNET_RUN_STALE_SECONDS is failed
+    by the tick; a queued swarm whose queue message was lost is delivered again and runs."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import Swarm, SwarmMember, utcnow
+    from app.services import periodic
+
+    for name in ("s1", "s2"):
+        _agent(api, name)
+    silent = _finished(api, _start(api, goal="Silent.", agents=["s1", "s2"])["id"])
+    long_ago = utcnow() - timedelta(seconds=app.extensions["magnet.config"].run_stale_seconds + 60)
+    row = db.session.get(Swarm, silent["id"])
+    row.status, row.heartbeat_at, row.finished_at, row.created_at = "running", long_ago, None, long_ago
+    member = db.session.get(SwarmMember, silent["members"][1]["id"])
+    member.status = "running"
+    lost_message = Swarm(goal="Queued, message lost.", agents=row.agents, created_at=long_ago)
+    db.session.add(lost_message)
+    db.session.flush()
+    for position, agent in enumerate(row.agents):
+        db.session.add(SwarmMember(swarm_id=lost_message.id, position=position, agent_id=agent["id"],
+                                   agent_name=agent["name"], conversation_id=agent["conversation_id"],
+                                   subtask=lost_message.goal))
+    db.session.commit()
+
+    reaped = periodic.reap_lost_runs()
+    assert reaped["failed_swarms"] == [silent["id"]]
+    failed = _get(api, silent["id"])
+    assert failed["status"] == "failed" and failed["stop_reason"] == "worker_lost"
+    assert failed["members"][1]["status"] == "failed" and failed["members"][1]["error"]["code"] == "worker_lost"
+    assert _finished(api, lost_message.id)["status"] == "completed"
