@@ -286,9 +286,15 @@ def test_the_periodic_tick_fails_a_swarm_without_heartbeat_and_redelivers_a_lost
                                    subtask=lost_message.goal))
     db.session.commit()
 
+    lost_id = lost_message.id
     reaped = periodic.reap_lost_runs()
     assert reaped["failed_swarms"] == [silent["id"]]
     failed = _get(api, silent["id"])
     assert failed["status"] == "failed" and failed["stop_reason"] == "worker_lost"
     assert failed["members"][1]["status"] == "failed" and failed["members"][1]["error"]["code"] == "worker_lost"
-    assert _finished(api, lost_message.id)["status"] == "completed"
+
+    def fresh():  # the rows this test wrote stay in its session: read them anew each time
+        db.session.expire_all()
+        return _get(api, lost_id)
+
+    assert wait_for(fresh, lambda s: s["status"] in ENDED)["status"] == "completed"
