@@ -85,6 +85,8 @@ def _execute(swarm: Swarm, lost: threading.Event) -> None:
             db.session.commit()
             if stop:
                 break
+        # The last round's final turns may have spent the budget, or a cancel come meanwhile.
+        stop = stop or _stop_reason(swarm, lost)
         if stop in ("cancelled", "worker_lost"):
             return  # already ended (cancelled) or taken over by the reaper (lost)
         _synthesize(swarm, notes, budget_spent=stop == "budget_exhausted")

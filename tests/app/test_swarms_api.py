@@ -298,3 +298,14 @@ def test_the_periodic_tick_fails_a_swarm_without_heartbeat_and_redelivers_a_lost
         return _get(api, lost_id)
 
     assert wait_for(fresh, lambda s: s["status"] in ENDED)["status"] == "completed"
+
+
+def test_a_coordinator_on_the_local_model_cannot_plan_so_members_get_the_goal(api, worker):
+    for name in ("plain1", "plain2", "quoter"):
+        _agent(api, name)
+    done = _finished(api, _start(api, goal="What is our VPN rule?", agents=["plain1", "plain2"],
+                                 coordinator="quoter")["id"])
+    assert done["status"] == "completed" and done["coordinator_name"] == "quoter"
+    assert [m["subtask"] for m in done["members"]] == ["What is our VPN rule?"] * 2
+    assert done["synthesis_by"] == "merge" and "cannot plan" in done["message"]
+    assert done["synthesis"].startswith("Answers of 2 agents to: What is our VPN rule?")
