@@ -88,6 +88,8 @@ class Config:
     redis_timeout_seconds: float = 5
     db_connect_timeout_seconds: float = 5
     db_statement_timeout_seconds: float = 60  # PostgreSQL only
+    # The most member turns one swarm may run at once (its `max_parallel` is refused above this).
+    swarm_max_parallel: int = 4
 
     @classmethod
     def from_env(cls) -> Config:
@@ -111,6 +113,7 @@ class Config:
             redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
             db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
             db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
+            swarm_max_parallel=_env_int("MAGNET_SWARM_MAX_PARALLEL", 4),
         )
 
     @property

@@ -51,6 +51,10 @@ class Conflict(MagnetError):
     status, code = 409, "conflict"
 
 
+class Gone(MagnetError):
+    status, code = 410, "gone"
+
+
 class PayloadTooLarge(MagnetError):
     status, code = 413, "payload_too_large"
 
@@ -87,6 +91,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_failed",

@@ -38,6 +38,13 @@ def register_tasks(app: Flask, queue) -> None:
         with app.app_context():
             eval_runs.run_evaluation(run_id)
 
+    @queue.task(name="run_swarm")
+    def run_swarm(swarm_id: str) -> None:
+        from app.services import swarm_runs
+
+        with app.app_context():
+            swarm_runs.run_swarm(swarm_id)
+
     # Every consumer's scheduler enqueues this each minute; periodic.tick runs it once per minute across
     # all of them (a claim row in the database).
     @queue.periodic_task(crontab(minute="*"), name="schedule_tick")
@@ -47,7 +54,7 @@ def register_tasks(app: Flask, queue) -> None:
 
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
-                                      "run_evaluation": run_evaluation}
+                                      "run_evaluation": run_evaluation, "run_swarm": run_swarm}
 
 
 class EmbeddedConsumer(Consumer):
@@ -59,8 +66,8 @@ class EmbeddedConsumer(Consumer):
 
 
 def _recover() -> None:
-    """Before consuming: fail the syncs and resume the evaluation runs a dead worker left behind."""
-    from app.services import eval_runs, sync_recovery
+    """Before consuming: fail the syncs and swarms and resume the evaluation runs a dead worker left behind."""
+    from app.services import eval_runs, swarm_runs, sync_recovery
 
     failed = sync_recovery.recover_interrupted_runs()
     if failed:
@@ -68,6 +75,7 @@ def _recover() -> None:
     resumed = eval_runs.recover_interrupted_runs()
     if resumed:
         log.warning("resuming %d interrupted evaluation runs: %s", len(resumed), ", ".join(resumed))
+    swarm_runs.recover_interrupted_swarms()
 
 
 def _recover_if_possible(app: Flask) -> None:

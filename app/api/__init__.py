@@ -30,6 +30,8 @@ RESOURCES = (
     "app_messages",
     "usage",
     "analytics",
+    "swarms",
+    "shared",
 )
 
 

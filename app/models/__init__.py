@@ -32,6 +32,7 @@ from app.models.knowledge import (
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
 from app.models.review import RATINGS, REVIEW_STATUSES, VERDICTS, MessageFeedback, ReviewGrade, ReviewItem
+from app.models.swarm import SWARM_STATUSES, Swarm, SwarmMember, SwarmShare
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
@@ -84,5 +85,9 @@ __all__ = [
     "MessageFeedback",
     "ReviewGrade",
     "ReviewItem",
+    "SWARM_STATUSES",
+    "Swarm",
+    "SwarmMember",
+    "SwarmShare",
     "utcnow",
 ]

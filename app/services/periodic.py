@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 
-from app.services import eval_runs, liveness, scheduler, sync_recovery
+from app.services import eval_runs, liveness, scheduler, swarm_runs, sync_recovery
 
 log = logging.getLogger(__name__)
 TICK = "tick"
@@ -27,13 +27,15 @@ def tick() -> bool:
 
 def reap_lost_runs() -> dict:
     """Syncs whose heartbeat is stale are failed ("worker lost"), so the next sync can start; evaluation
-    runs are queued again and resume. Runs queued for longer than the stale limit are delivered again."""
+    runs are queued again and resume; swarms are failed (app.services.swarm_runs). Runs queued for longer than the stale limit are delivered again."""
     cutoff = liveness.stale_before()
     failed = sync_recovery.fail_dead_runs()
     redelivered = sync_recovery.requeue_queued_runs(queued_before=cutoff)
     resumed = eval_runs.recover_interrupted_runs(queued_before=cutoff)
+    lost_swarms = swarm_runs.recover_interrupted_swarms(queued_before=cutoff)
     if redelivered:
         log.warning("delivered %d queued sync runs again: %s", len(redelivered), ", ".join(redelivered))
     if resumed:
         log.warning("resuming %d evaluation runs whose worker was lost: %s", len(resumed), ", ".join(resumed))
-    return {"failed_syncs": failed, "redelivered_syncs": redelivered, "resumed_evaluations": resumed}
+    return {"failed_syncs": failed, "redelivered_syncs": redelivered, "resumed_evaluations": resumed,
+            "failed_swarms": lost_swarms}
