@@ -1,7 +1,7 @@
 """Schemas of agent operations: soul, memory notes, messages between agents, hierarchy, agents as code."""
 from marshmallow import Schema, fields, validate
 
-from app.api.common import StrictBoolean, StrictSchema, UtcDateTime
+from app.api.common import StrictSchema, UtcDateTime
 from app.models import AGENT_MESSAGE_TYPES, AGENT_STATUSES
 
 SOUL_MAX_CHARS = 100_000
@@ -92,9 +92,9 @@ class AgentMessageWriteSchema(StrictSchema):
 
 class AgentMessageSchema(Schema):
     id = fields.String(required=True)
-    sender = fields.String(required=True, data_key="from")
+    sender = fields.String(required=True, data_key="from", attribute="from")
     from_name = fields.String(allow_none=True)
-    recipient = fields.String(required=True, data_key="to")
+    recipient = fields.String(required=True, data_key="to", attribute="to")
     to_name = fields.String(allow_none=True)
     type = fields.String(required=True, metadata={"enum": list(AGENT_MESSAGE_TYPES)})
     content = fields.String(required=True)
@@ -109,7 +109,8 @@ class CommsArgs(StrictSchema):
     agent = fields.String(validate=validate.Length(min=1, max=200),
                           metadata={"description": "Only messages this agent (name or id) sent or received"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    unread = StrictBoolean(metadata={"description": "true: only unread; false: only read"})
+    unread = fields.Boolean(truthy={"true"}, falsy={"false"},
+                            metadata={"description": "true: only unread; false: only read"})
 
 
 class ProcessedSchema(Schema):
