@@ -56,6 +56,10 @@ def test_soul_is_versioned_and_the_agent_uses_the_latest(api, llm, chat_model):
 
 def test_a_remembered_note_is_recalled_and_in_the_prompt_of_a_later_conversation(api, llm, chat_model):
     agent = _agent(api, chat_model, "keeper", tools=["remember", "recall"])
+    # An unrelated note, through the API (recall must rank the relevant one first). Written first, it also
+    # loads the embedding model outside the tool's timeout, as `magnet serve` does at start.
+    api.put(f"/api/agents/{agent['id']}/memory",
+            json={"notes": [{"key": "office-hours", "text": "The Berlin office opens at nine in the morning."}]})
     llm.script(ToolCallReply("remember", {"key": "acme-colour", "text": "ACME's brand colour is teal.",
                                           "tags": ["acme"]}),
                Reply("I will remember that."))
@@ -63,10 +67,8 @@ def test_a_remembered_note_is_recalled_and_in_the_prompt_of_a_later_conversation
     assert first["tool_calls"][0]["status"] == "ok", first["tool_calls"]
     memory = api.get(f"/api/agents/{agent['id']}/memory").json["data"]
     assert [(n["key"], n["text"], n["tags"]) for n in memory["notes"]] == [
-        ("acme-colour", "ACME's brand colour is teal.", ["acme"])]
-    # An unrelated note, through the API: recall must rank the relevant one first.
-    api.put(f"/api/agents/{agent['id']}/memory",
-            json={"notes": [{"key": "office-hours", "text": "The Berlin office opens at nine in the morning."}]})
+        ("acme-colour", "ACME's brand colour is teal.", ["acme"]),
+        ("office-hours", "The Berlin office opens at nine in the morning.", [])]
 
     llm.script(ToolCallReply("recall", {"query": "which colour does ACME use for its brand"}),
                Reply("Teal."))
