@@ -114,9 +114,24 @@ def delete_note(agent_id: str, key: str, *, changed_by: str = "api") -> None:
     note_id = note.id
     db.session.delete(note)
     db.session.commit()
-    vectors, lexical = _stores()
-    vectors.delete_chunks([note_id])
-    lexical.delete_chunks([note_id])
+    unindex([note_id])
+
+
+def note_ids(agent_id: str) -> list[str]:
+    return list(db.session.execute(select(AgentNote.id).where(AgentNote.agent_id == agent_id)).scalars())
+
+
+def unindex(ids: list[str]) -> None:
+    """Remove notes from the search index (after their rows are gone). Best effort: an entry left behind
+    is never recalled, since recall only returns notes whose rows exist."""
+    if not ids:
+        return
+    try:
+        vectors, lexical = _stores()
+        vectors.delete_chunks(ids)
+        lexical.delete_chunks(ids)
+    except Exception:  # noqa: BLE001 - the deletion itself has succeeded; the log says what is left
+        log.warning("could not remove %d memory notes from the index", len(ids), exc_info=True)
 
 
 def count(agent_id: str) -> int:

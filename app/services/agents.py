@@ -91,8 +91,12 @@ def delete_agent(agent_id: str) -> None:
             code="in_use",
             details={"integrations": users},
         )
+    from app.services import agent_notes
+
+    note_ids = agent_notes.note_ids(agent.id)
     db.session.delete(agent)
     db.session.commit()
+    agent_notes.unindex(note_ids)  # the rows went with the agent (CASCADE); their index entries go now
 
 
 def check_chat_model(reference: str) -> LlmModel:
