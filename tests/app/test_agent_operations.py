@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Message, UsageRecord
 from app.services import agent_messages
-from tests.support.fake_llm import Reply, ToolCallReply
+from tests.support.fake_llm import Reply, Sleep, ToolCallReply
 
 
 def _agent(api, model, name, tools=(), **fields):
@@ -217,3 +217,17 @@ def test_bad_messages_are_refused_in_the_envelope(api, chat_model):
         assert res.status_code == status and res.json["success"] is False, (body, res.json)
     assert api.get("/api/agents/comms", query_string={"agent": "ghost"}).status_code == 404
     assert api.post("/api/agents/agent_nope/inbox/process").status_code == 404
+
+
+def test_a_delegated_turn_that_outlasts_its_timeout_is_a_tool_error(api, app, llm, chat_model, monkeypatch):
+    monkeypatch.setattr(app.extensions["magnet.config"], "agent_delegation_timeout_seconds", 1.0)
+    caller = _agent(api, chat_model, "caller", tools=["ask_agent"])
+    _agent(api, chat_model, "slowpoke")
+    llm.script(ToolCallReply("ask_agent", {"agent": "slowpoke", "question": "Anything?"}),
+               Sleep(3.0, then=Reply("Too late.")),
+               Reply("Slowpoke did not answer in time."))
+    _, answer = _say(api, caller, "Ask slowpoke.")
+    assert answer["content"] == "Slowpoke did not answer in time."
+    [call] = answer["tool_calls"]
+    assert call["error"]["code"] == "timeout", call
+    assert "did not finish its turn within 1 s" in _tool_result(llm.posts[-1])
