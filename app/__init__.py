@@ -22,7 +22,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     web_process: this process serves HTTP (wsgi.py, each `magnet serve` worker): on the embedded Chroma it
     must be the only one, and refuses to start otherwise (app.vectordb.hold_embedded_chroma).
     """
-    from app import auth, crypto, request_guards
+    from app import auth, crypto, rate_limits, request_guards
     from app.api import register_blueprints
     from app.common.queue import make_queue
     from app.errors import register_error_handlers
@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     auth.check_every_route_declares_a_role(app)
     register_tasks(app, make_queue(config))
 
+    rate_limits.init_app(app)  # its check runs before the hooks below: a throttled key costs no lookup
     app.before_request(request_guards.limit_json_body)
     app.before_request(auth.authenticate)
     app.before_request(request_guards.refuse_unstorable_text)

@@ -90,6 +90,13 @@ class Config:
     db_statement_timeout_seconds: float = 60  # PostgreSQL only
     # The most member turns one swarm may run at once (its `max_parallel` is refused above this).
     swarm_max_parallel: int = 4
+    # Agent operations (README "Agent operations"): memory bounds, delegation limits, mutation rate limit.
+    agent_memory_max_notes: int = 200
+    agent_memory_max_note_chars: int = 4000
+    agent_memory_prompt_tokens: int = 400  # what the most relevant notes may add to a turn's prompt
+    agent_delegation_max_depth: int = 2
+    agent_delegation_timeout_seconds: float = 60
+    rate_limit_mutations: str = "120/minute"  # per API key, POST/PUT/PATCH/DELETE under /api
 
     @classmethod
     def from_env(cls) -> Config:
@@ -114,6 +121,12 @@ class Config:
             db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
             db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
             swarm_max_parallel=_env_int("MAGNET_SWARM_MAX_PARALLEL", 4),
+            agent_memory_max_notes=_env_int("MAGNET_AGENT_MEMORY_MAX_NOTES", 200),
+            agent_memory_max_note_chars=_env_int("MAGNET_AGENT_MEMORY_MAX_NOTE_CHARS", 4000),
+            agent_memory_prompt_tokens=_env_int("MAGNET_AGENT_MEMORY_PROMPT_TOKENS", 400),
+            agent_delegation_max_depth=_env_int("MAGNET_AGENT_DELEGATION_MAX_DEPTH", 2),
+            agent_delegation_timeout_seconds=_env_seconds("MAGNET_AGENT_DELEGATION_TIMEOUT_SECONDS", 60),
+            rate_limit_mutations=_env("MAGNET_RATE_LIMIT_MUTATIONS", "120/minute") or "120/minute",
         )
 
     @property

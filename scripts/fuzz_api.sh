@@ -36,6 +36,8 @@ trap cleanup EXIT
 export MAGNET_DATA_DIR="$work/data"
 export MAGNET_DATABASE_URL="sqlite:///$work/data/magnet.db"
 export MAGNET_LOG_LEVEL=WARNING
+# The fuzzer writes thousands of times a minute; the rate limit has its own test (tests/app/test_rate_limits.py).
+export MAGNET_RATE_LIMIT_MUTATIONS="1000000/minute"
 unset MAGNET_CHROMA_URL MAGNET_REDIS_URL
 port=$("$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"

@@ -67,6 +67,8 @@ def migrated_app(database_url, session_data_dir, tmp_path_factory):
         secret_key="test-secret-key-not-for-production",
         testing=True,
         outbound_allowlist=["127.0.0.1", "localhost"],
+        # Tests create many objects quickly; tests/app/test_rate_limits.py sets a low limit of its own.
+        rate_limit_mutations="100000/minute",
         # Tests make their folders under pytest's temporary root (the data dir there stays protected);
         # the demo's samples are a root by default.
         source_roots=[tmp_path_factory.getbasetemp(), *DEFAULT_SOURCE_ROOTS],

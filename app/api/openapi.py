@@ -55,9 +55,10 @@ ERROR_RESPONSES = {
     422: ("ValidationError", "validation_failed: details.fields names every bad field, unknown fields and "
                              "unknown query arguments included"),
 }
-DEFAULT_DESCRIPTION = ("Any other error, in the same envelope: busy (429, with Retry-After: every outbound "
-                       "slot of the process is taken, on operations that call a provider, an API tool or an "
-                       "agent), internal_error (500), upstream_error (502), service_unavailable or "
+DEFAULT_DESCRIPTION = ("Any other error, in the same envelope: rate_limited (429, with Retry-After: the API "
+                       "key made too many changes, MAGNET_RATE_LIMIT_MUTATIONS), busy (429, with Retry-After: "
+                       "every outbound slot of the process is taken, on operations that call a provider, an API "
+                       "tool or an agent), internal_error (500), upstream_error (502), service_unavailable or "
                        "queue_unavailable (503), timeout (504)")
 
 

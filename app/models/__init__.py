@@ -1,5 +1,12 @@
 """All ORM tables, imported here so Alembic and `db.metadata` see every one."""
 from app.models.agent import AGENT_STATUSES, Agent
+from app.models.agent_ops import (
+    AGENT_MESSAGE_TYPES,
+    AgentMessage,
+    AgentNote,
+    AgentNoteVersion,
+    AgentSoulVersion,
+)
 from app.models.api_key import ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
@@ -38,6 +45,11 @@ from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "AGENT_MESSAGE_TYPES",
+    "AgentMessage",
+    "AgentNote",
+    "AgentNoteVersion",
+    "AgentSoulVersion",
     "PeriodicClaim",
     "WorkerHeartbeat",
     "MESSAGE_ROLES",

@@ -30,3 +30,6 @@ class Agent(TimestampMixin, Base):
     tool_timeout_seconds: Mapped[float] = mapped_column(Float, default=30.0)
     turn_timeout_seconds: Mapped[float] = mapped_column(Float, default=120.0)
     memory_messages: Mapped[int] = mapped_column(default=20)
+    # The agent it reports to (app.services.agent_hierarchy refuses cycles); SET NULL: a manager's
+    # deletion leaves its reports at the top of the tree.
+    reports_to: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)

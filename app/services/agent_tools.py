@@ -22,7 +22,7 @@ from app.extensions import db
 from app.models import Agent, ApiTool, RagTool
 from app.runtime.agent import AgentTool, Passage, Progress, ToolOutput
 from app.runtime.llm_types import ToolSpec
-from app.services import agents, api_tools, rag, tools
+from app.services import agent_builtin_tools, agents, api_tools, rag, tools
 from app.services.usage import Usage, record_usage
 
 MAX_TOP_K = 20
@@ -60,7 +60,7 @@ def build(agent: Agent, *, api_key_id: str | None, local: bool) -> list[AgentToo
             spec = ToolSpec(name=name, description=_knowledge_description(row, kind), parameters=_QUERY_PARAMETERS)
             answer = kind == "rag" and not local  # the local model quotes the passages itself
             built.append(AgentTool(spec, row.id, kind, _knowledge_runner(app, kind, row.id, answer, api_key_id, agent.id)))
-    return built
+    return built + agent_builtin_tools.build(agent, api_key_id=api_key_id)
 
 
 def _kind(row: Any) -> str:

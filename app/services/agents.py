@@ -10,11 +10,13 @@ from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Agent, ApiTool, LlmModel, RagTool, RetrievalTool
-from app.services import llm_models
+from app.services import agent_hierarchy, agent_soul, llm_models
 
 # Tool ids carry their kind as a prefix (`apitool_…`); each kind lives in its own table. RAG tools
 # (`rag_`) and retrieval tools (`ret_`) are added here when they exist.
 TOOL_TABLES: dict[str, Any] = {"apitool": ApiTool, "rag": RagTool, "ret": RetrievalTool}
+# Built-in tools an agent opts into by listing their name with its tools (app.services.agent_builtin_tools).
+BUILTIN_TOOLS = ("remember", "recall", "ask_agent")
 
 
 def agents_using(tool_id: str) -> list[str]:
@@ -47,8 +49,12 @@ def create_agent(body: dict) -> Agent:
     else:
         body["model_id"] = check_chat_model(body["model_id"]).id
     resolve_tools(body.get("tools") or [])
+    if body.get("reports_to") is not None:
+        body["reports_to"] = agent_hierarchy.check_manager(body["reports_to"], None)
     agent = Agent(**body)
     db.session.add(agent)
+    db.session.flush()
+    agent_soul.record(agent)
     db.session.commit()
     return agent
 
@@ -63,8 +69,12 @@ def update_agent(agent_id: str, body: dict) -> Agent:
         body["model_id"] = check_chat_model(body["model_id"]).id
     if "tools" in body:
         resolve_tools(body["tools"])
+    if body.get("reports_to") is not None:
+        body["reports_to"] = agent_hierarchy.check_manager(body["reports_to"], agent.id)
     for key, value in body.items():
         setattr(agent, key, value)
+    if "system_prompt" in body:
+        agent_soul.record(agent)
     db.session.commit()
     return agent
 
@@ -81,8 +91,12 @@ def delete_agent(agent_id: str) -> None:
             code="in_use",
             details={"integrations": users},
         )
+    from app.services import agent_notes
+
+    note_ids = agent_notes.note_ids(agent.id)
     db.session.delete(agent)
     db.session.commit()
+    agent_notes.unindex(note_ids)  # the rows went with the agent (CASCADE); their index entries go now
 
 
 def check_chat_model(reference: str) -> LlmModel:
@@ -103,10 +117,12 @@ def _default_chat_model() -> LlmModel:
 
 def resolve_tools(tool_ids: list[str]) -> list[Any]:
     """The tool rows for these ids, in order; 422 listing duplicates or ids that match no tool.
+    Built-in tool names (BUILTIN_TOOLS) are accepted and left out of the rows.
 
     The agent runtime uses this to load an agent's tools; the prefix says which table to look in.
     """
     duplicates = sorted(tid for tid, count in Counter(tool_ids).items() if count > 1)
+    tool_ids = [tool_id for tool_id in tool_ids if tool_id not in BUILTIN_TOOLS]  # not rows: built in
     if duplicates:
         raise ValidationFailed(
             f"Tools are listed more than once: {', '.join(duplicates)}.",

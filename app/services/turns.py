@@ -31,7 +31,7 @@ from app.runtime import memory
 from app.runtime.agent import CITE_INSTRUCTION, Limits, Passage, TurnInput, TurnResult, run_turn
 from app.runtime.llm_types import ChatMessage
 from app.runtime.providers import DEFAULT_TIMEOUT, client_for
-from app.services import agent_tools, agents, conversations
+from app.services import agent_delegation, agent_tools, agents, conversations
 from app.services.leases import Lease
 from app.services.sse import DONE, sse_event
 from app.services.usage import Tally, metering, record_usage
@@ -126,7 +126,8 @@ def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> tuple[dict[str,
     result (which also has the passages the turn saw), or raises TurnFailed."""
     tally, started = Tally(), time.monotonic()
     with metering(conversation_id=turn.conversation_id, integration_id=turn.integration_id,
-                  api_key_id=turn.api_key_id, tally=tally):
+                  api_key_id=turn.api_key_id, tally=tally), \
+            agent_delegation.turn_scope(turn.agent_id, turn.assistant_message_id):
         try:
             try:
                 request = _turn_input(turn)
@@ -150,7 +151,8 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
     window = model.context_window or memory.DEFAULT_CONTEXT_WINDOW
     passages = _attachment_passages(turn.conversation_id, budget_tokens=window // ATTACHMENT_SHARE_OF_WINDOW)
     history, older = _history(turn, agent.memory_messages)
-    fitted = memory.fit(_system(agent, tools, passages), history, ChatMessage(role="user", content=turn.content),
+    db.session.commit()  # agent memory is searched next: no transaction stays open meanwhile
+    fitted = memory.fit(system_messages(agent, tools, passages, turn.content), history, ChatMessage(role="user", content=turn.content),
                         max_messages=agent.memory_messages, context_window=window,
                         reserve_tokens=memory.answer_reserve(agent.max_tokens, window),
                         tools=[t.spec for t in tools], older=older)
@@ -168,21 +170,32 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
     return TurnInput(messages=fitted.messages, query=turn.content, tools=tools, client=client_for(model),
                      limits=limits, prompt_budget=fitted.budget, temperature=agent.temperature,
                      max_tokens=agent.max_tokens, local=local,
-                     passages=passages, on_model_call=_meter(agent.id, model.id))
+                     passages=passages, on_model_call=meter(agent.id, model.id))
 
 
-def _meter(agent_id: str, model_id: str):
+def meter(agent_id: str, model_id: str, details: dict | None = None):
+    """The turn's `on_model_call`: one ledger row per model call (`details` added to each: a delegated
+    turn names the turn it works for)."""
     def on_model_call(result) -> None:
         record_usage(entity_type="agent", entity_id=agent_id, operation="chat",
                      model=db.session.get(LlmModel, model_id), usage=result.usage, latency_ms=result.latency_ms,
-                     details={"usage_estimated": result.usage_estimated, "finish_reason": result.finish_reason})
+                     details={"usage_estimated": result.usage_estimated, "finish_reason": result.finish_reason,
+                              **(details or {})})
     return on_model_call
 
 
-def _system(agent: Agent, tools: list, passages: list[Passage]) -> list[ChatMessage]:
+def system_messages(agent: Agent, tools: list, passages: list[Passage], query: str) -> list[ChatMessage]:
+    """The system prompt of a turn: the agent's soul, role, citing rules, attachments, and (for an agent
+    with the remember or recall tool) the notes of its memory most relevant to `query`."""
+    from app.services import agent_notes
+
     parts = [agent.system_prompt or f"You are {agent.name}, a helpful assistant."]
     if agent.role:
         parts.append(f"Your role: {agent.role}")
+    if {"remember", "recall"} & set(agent.tools or []):
+        notes = agent_notes.prompt_section(agent.id, query)
+        if notes:
+            parts.append(notes)
     if tools or passages:
         parts.append(CITE_INSTRUCTION)
     if passages:

@@ -120,6 +120,7 @@ class Cluster:
             MAGNET_RUN_STALE_SECONDS=str(STALE_SECONDS),
             MAGNET_CHROMA_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
             MAGNET_REDIS_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
+            MAGNET_RATE_LIMIT_MUTATIONS="1000000/minute",
             MAGNET_OUTBOUND_ALLOWLIST="127.0.0.1",
             # The tests' folders lie under pytest's temporary root, beside (never inside) the nodes' data dirs.
             MAGNET_SOURCE_ROOTS=str(tmp.parent),

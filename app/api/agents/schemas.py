@@ -13,13 +13,15 @@ class AgentSchema(Schema):
     model_id = fields.String(allow_none=True, metadata={"description": "A chat model's id (model_…)"})
     temperature = fields.Float(required=True)
     max_tokens = fields.Integer(required=True)
-    tools = fields.List(fields.String(), required=True, metadata={"description": "Tool ids (apitool_…)"})
+    tools = fields.List(fields.String(), required=True, metadata={
+        "description": "Tool ids (apitool_…, rag_…, ret_…) and opted-in built-in tools (remember, recall, ask_agent)"})
     topics = fields.List(fields.String(), required=True)
     status = fields.String(required=True, metadata={"enum": list(AGENT_STATUSES)})
     max_iterations = fields.Integer(required=True)
     tool_timeout_seconds = fields.Float(required=True)
     turn_timeout_seconds = fields.Float(required=True)
     memory_messages = fields.Integer(required=True)
+    reports_to = fields.String(allow_none=True, metadata={"description": "The id of the agent it reports to"})
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -53,6 +55,8 @@ class AgentWriteSchema(StrictSchema):
     memory_messages = fields.Integer(load_default=20, strict=True, validate=validate.Range(min=0, max=200),
                                      metadata={"description": "Earlier messages remembered (fewer if they do "
                                                               "not fit the model's context window)"})
+    reports_to = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
+                               metadata={"description": "The agent it reports to (id or name); no cycles"})
 
 
 class AgentUpdateSchema(PartialSchema, AgentWriteSchema):
