@@ -1,6 +1,6 @@
 """All ORM tables, imported here so Alembic and `db.metadata` see every one."""
 from app.models.agent import AGENT_STATUSES, Agent
-from app.models.api_key import ROLES, ApiKey
+from app.models.api_key import HANDOFF_ROLE, ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
 from app.models.cluster import PeriodicClaim, WorkerHeartbeat
@@ -19,6 +19,15 @@ from app.models.evaluation import (
     EvaluationResult,
     EvaluationRun,
 )
+from app.models.handoff import (
+    HANDOFF_STATUSES,
+    HandoffAccount,
+    HandoffEvent,
+    HandoffInvitation,
+    HandoffKey,
+    HandoffMessage,
+    HandoffRequest,
+)
 from app.models.knowledge import (
     ACTIVE_SYNC_STATUSES,
     INDEXED_STATUSES,
@@ -36,6 +45,13 @@ from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 
 __all__ = [
+    "HANDOFF_STATUSES",
+    "HandoffAccount",
+    "HandoffEvent",
+    "HandoffInvitation",
+    "HandoffKey",
+    "HandoffMessage",
+    "HandoffRequest",
     "PeriodicClaim",
     "WorkerHeartbeat",
     "MESSAGE_ROLES",
@@ -65,6 +81,7 @@ __all__ = [
     "MODEL_KINDS",
     "PROVIDERS",
     "ROLES",
+    "HANDOFF_ROLE",
     "TEMPLATE_TYPES",
     "Agent",
     "ApiKey",
