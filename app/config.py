@@ -88,6 +88,9 @@ class Config:
     redis_timeout_seconds: float = 5
     db_connect_timeout_seconds: float = 5
     db_statement_timeout_seconds: float = 60  # PostgreSQL only
+    # Hand-off accounts (/api/v1/agents/register): "open" lets anyone register; otherwise an admin's
+    # invitation token is needed (POST /api/handoff/invitations).
+    handoff_registration: str = "invitation"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -111,6 +114,7 @@ class Config:
             redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
             db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
             db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
+            handoff_registration=(_env("MAGNET_HANDOFF_REGISTRATION", "invitation") or "invitation").strip().lower(),
         )
 
     @property
