@@ -26,6 +26,8 @@ RESOURCES = (
     "evaluations",
     "dify",
     "app_messages",
+    "handoff",
+    "review",
     "usage",
     "analytics",
 )
