@@ -64,7 +64,8 @@ def contract(*statuses: int, keyed: bool = True):
         for status in statuses:
             func = blp.alt_response(status, schema=ContractErrorSchema, description=_ERRORS[status])(func)
         doc = {**OWN_ERRORS, "security": [{"HandoffKey": []}] if keyed else []}
-        return requires(OPEN)(blp.doc(**doc)(func))  # the key is checked in the service, in this format
+        # OPEN to the role hook: the key is checked in the service, and refused in this contract's format.
+        return blp.doc(**doc)(requires(OPEN)(func))
     return decorator
 
 
