@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from app.api.handoff.schemas import (
-    ContractErrorSchema,
+    HandoffErrorSchema,
     HandoffConversationArgs,
-    HandoffMessageSchema,
-    HandoffMessageCreateSchema,
     HandoffConversationSchema,
+    HandoffMessageCreateSchema,
+    HandoffMessageSchema,
     HandoffRequestSchema,
     LoggedInSchema,
     LoginSchema,
@@ -62,7 +62,7 @@ def contract(*statuses: int, keyed: bool = True):
     """Document this contract's security and error answers on an operation."""
     def decorator(func):
         for status in statuses:
-            func = blp.alt_response(status, schema=ContractErrorSchema, description=_ERRORS[status])(func)
+            func = blp.alt_response(status, schema=HandoffErrorSchema, description=_ERRORS[status])(func)
         doc = {**OWN_ERRORS, "security": [{"HandoffKey": []}] if keyed else []}
         # OPEN to the role hook: the key is checked in the service, and refused in this contract's format.
         return blp.doc(**doc)(requires(OPEN)(func))

@@ -140,7 +140,7 @@ class HandoffConversationSchema(Schema):
     messages = fields.List(fields.Nested(HandoffMessageSchema), required=True)
 
 
-class ContractErrorSchema(Schema):
+class HandoffErrorSchema(Schema):
     """This contract's errors: `{"error": "...", "hint": "..."}`, no envelope."""
 
     error = fields.String(required=True)
