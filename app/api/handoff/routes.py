@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from app.api.handoff.schemas import (
-    HandoffErrorSchema,
     HandoffConversationArgs,
     HandoffConversationSchema,
+    HandoffErrorSchema,
     HandoffMessageCreateSchema,
     HandoffMessageSchema,
     HandoffRequestSchema,
@@ -191,6 +191,19 @@ def _first(message) -> str:
 def _integrity(error: IntegrityError):
     db.session.rollback()  # two registrations raced for the same name or email; one got it
     return _error(409, "Agent name or email already taken", "Choose another name, or log in.")
+
+
+@blp.errorhandler(Exception)
+def _unexpected(error: Exception):
+    # The most specific handler answers first, so everything above still answers as documented.
+    from app.errors import _discard_session
+    from app.faults import component_down
+
+    _discard_session()  # the failure may have left the transaction (or the connection) unusable
+    if component_down(error):  # the database or the queue is down: retry later, not a failure of ours
+        return _error(503, "Service unavailable", "Retry in a moment.", {"Retry-After": "5"})
+    log.exception("unhandled error in the hand-off contract")
+    return _error(500, "Internal error", "Retry later; the error was logged.")
 
 
 @blp.errorhandler(RecursionError)
