@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+from flask import g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
@@ -69,8 +69,19 @@ def contract(*statuses: int, keyed: bool = True):
     return decorator
 
 
+# Operations that take no key; every other one authenticates before its input is read, so a request
+# without a valid key is 401 whatever else is wrong with it.
+_OPEN_VIEWS = {"handoff.Register", "handoff.Login"}
+
+
+@blp.before_request
+def _authenticate():
+    if request.endpoint not in _OPEN_VIEWS:
+        g.handoff_account = handoff_accounts.authenticate(presented_key())
+
+
 def _account():
-    return handoff_accounts.authenticate(presented_key())
+    return g.handoff_account
 
 
 @blp.route("/agents/register")

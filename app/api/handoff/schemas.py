@@ -90,8 +90,12 @@ class HandoffRequestSchema(Schema):
     warning = fields.String(metadata={"description": "Set when the owner-contact block is missing"})
 
 
+_STATUS = "(" + "|".join(HANDOFF_STATUSES) + ")"
+
+
 class RequestListArgs(Schema):
-    status = fields.String(validate=validate.Length(max=100),
+    status = fields.String(validate=validate.Regexp(rf"^{_STATUS}(,{_STATUS})*$",
+                                                    error="Use a comma list of " + ", ".join(HANDOFF_STATUSES) + "."),
                            metadata={"description": "Comma-separated: PENDING,IN_PROGRESS,COMPLETED"})
     since = fields.AwareDateTime(default_timezone=None, metadata={"description": "Created or updated after this "
                                                                                 "(ISO 8601 with a zone)"})
@@ -101,12 +105,7 @@ class RequestListArgs(Schema):
     @post_load
     def _statuses(self, data, **kwargs):
         if "status" in data:
-            wanted = [s.strip().upper() for s in data["status"].split(",") if s.strip()]
-            unknown = [s for s in wanted if s not in HANDOFF_STATUSES]
-            if unknown or not wanted:
-                raise ValidationError(f"Unknown status {', '.join(unknown) or '(empty)'}; use "
-                                      f"{', '.join(HANDOFF_STATUSES)}.", "status")
-            data["status"] = wanted
+            data["status"] = list(dict.fromkeys(data["status"].split(",")))
         return data
 
 
