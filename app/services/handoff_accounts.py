@@ -10,7 +10,6 @@ token an admin created. Passwords are hashed with argon2id.
 """
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from datetime import timedelta
@@ -29,7 +28,6 @@ from app.models import HANDOFF_ROLE, ApiKey, HandoffAccount, HandoffInvitation, 
 MAX_LIVE_KEYS = 10
 RATE_PER_MINUTE = 100
 INVITATION_PREFIX = "magnet_inv_"
-E164 = re.compile(r"\+[1-9]\d{6,14}")
 _hasher = PasswordHasher()  # argon2id with the library's recommended cost
 
 
