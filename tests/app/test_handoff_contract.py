@@ -335,3 +335,48 @@ def test_release_complete_rules_and_overdue(client, open_registration, make_key)
     assert [item["id"] for item in on_time["data"]] == [ids[0]]
     assert client.get(f"/api/v1/request/{ids[1]}", headers=_auth(key)).json["data"]["overdue"] is True
     assert client.get("/api/review/tasks?kind=other", headers=_auth(alice)).status_code == 422
+
+
+def test_concurrent_registrations_of_one_name_one_wins_the_other_is_409(app, open_registration):
+    barrier = threading.Barrier(4)
+    answers = []
+
+    def register(n):
+        with app.test_client() as own:
+            barrier.wait()
+            res = _register(own, "twin", f"twin{n}@example.com")
+            answers.append((res.status_code, res.json))
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(status for status, _ in answers) == [201, 409, 409, 409]
+    for status, body in answers:
+        if status == 409:
+            assert set(body) == {"error", "hint"} and "taken" in body["error"]
+
+
+def test_a_webhook_that_keeps_failing_ends_failed_after_its_attempts(client, open_registration, make_key, worker,
+                                                                    monkeypatch):
+    monkeypatch.setattr(handoff_webhooks, "BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(handoff_webhooks, "MAX_ATTEMPTS", 2)
+    hook = _Receiver([500, 503, 500])
+    try:
+        key = _account(client)["api_key"]
+        request_id = client.post("/api/v1/request", headers=_auth(key), json={
+            "title": "t", "instructions": OWNER, "objective": "o", "webhook_url": hook.url}).json["data"]["id"]
+        reviewer = _auth(make_key("reviewer"))
+        client.post(f"/api/review/tasks/{request_id}/claim", headers=reviewer)
+        assert client.post(f"/api/review/tasks/{request_id}/complete", headers=reviewer,
+                           json={"result": "done"}).status_code == 200
+        detail = wait_for(lambda: client.get(f"/api/review/tasks/{request_id}", headers=reviewer).json["data"],
+                          lambda d: d["webhook_status"] == "failed", timeout=30)
+        assert detail["webhook_status"] == "failed" and detail["webhook_attempts"] == 2 and len(hook.calls) == 2
+        final = detail["events"][-1]
+        assert final["action"] == "webhook_failed" and final["details"]["final"] is True
+        # The requester still sees the result by polling.
+        assert client.get(f"/api/v1/request/{request_id}", headers=_auth(key)).json["data"]["result"] == "done"
+    finally:
+        hook.close()
