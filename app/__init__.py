@@ -108,6 +108,8 @@ def _flask_settings(config: Config) -> dict:
                     "BearerKey": {"type": "http", "scheme": "bearer"},
                     # POST /api/v1/messages only: an app integration's key, magnet_sk_…
                     "IntegrationKey": {"type": "http", "scheme": "bearer"},
+                    # /api/v1 hand-off routes: a hand-off account's key (also accepted as x-api-key)
+                    "HandoffKey": {"type": "http", "scheme": "bearer"},
                 }
             },
         },

@@ -1,6 +1,6 @@
 """API keys, roles, and the request hook that enforces them on every route.
 
-Every API view declares its role with `@requires("viewer" | "operator" | "admin")`. The declaration is
+Every API view declares its role with `@requires("viewer" | "operator" | "admin" | "reviewer")`. The declaration is
 both enforced here and published in the OpenAPI document as `x-required-role`; `create_app` refuses to
 start if any /api route lacks one, so a forgotten decorator fails closed instead of open.
 """
@@ -19,7 +19,12 @@ from app.models import ROLES, ApiKey, utcnow
 
 KEY_PREFIX = "magnet_ak_"
 OPEN = "open"
+# The ladder: each role reaches the routes of the roles below it.
 _RANK = {"viewer": 1, "operator": 2, "admin": 3}
+# Roles beside the ladder: a route declared with one is reached by the roles listed, and a key of that role
+# reaches nothing else. A `reviewer` works the human-review queue only. Keys of the `handoff` role (outside
+# agents' accounts) are in neither table, so every platform route refuses them (403).
+_SIDE_ROLES = {"reviewer": ("reviewer", "operator", "admin")}
 # Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Routes outside the documented API that are deliberately open: the spec and its viewer are the
@@ -29,7 +34,7 @@ OPEN_ENDPOINTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "swagg
 
 def requires(role: str):
     """Declare the least role a view needs (or `OPEN` for none); documented in the OpenAPI spec."""
-    if role != OPEN and role not in _RANK:
+    if role != OPEN and role not in _RANK and role not in _SIDE_ROLES:
         raise ValueError(f"unknown role {role!r}")
 
     def decorator(func):
@@ -53,7 +58,9 @@ def hash_key(key: str) -> str:
 
 
 def role_allows(have: str, need: str) -> bool:
-    return _RANK[have] >= _RANK[need]
+    if need in _SIDE_ROLES:
+        return have in _SIDE_ROLES[need]
+    return have in _RANK and _RANK[have] >= _RANK[need]
 
 
 def presented_key() -> str | None:

@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import create_app
+from app.models.api_key import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def keys_group():
 
 
 @keys_group.command("create")
-@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--name", default="cli", show_default=True)
 @with_appcontext
 def keys_create(role: str, name: str):

@@ -97,6 +97,9 @@ class Config:
     agent_delegation_max_depth: int = 2
     agent_delegation_timeout_seconds: float = 60
     rate_limit_mutations: str = "120/minute"  # per API key, POST/PUT/PATCH/DELETE under /api
+    # Hand-off accounts (/api/v1/agents/register): "open" lets anyone register; otherwise an admin's
+    # invitation token is needed (POST /api/handoff/invitations).
+    handoff_registration: str = "invitation"
 
     @classmethod
     def from_env(cls) -> Config:
@@ -127,6 +130,7 @@ class Config:
             agent_delegation_max_depth=_env_int("MAGNET_AGENT_DELEGATION_MAX_DEPTH", 2),
             agent_delegation_timeout_seconds=_env_seconds("MAGNET_AGENT_DELEGATION_TIMEOUT_SECONDS", 60),
             rate_limit_mutations=_env("MAGNET_RATE_LIMIT_MUTATIONS", "120/minute") or "120/minute",
+            handoff_registration=(_env("MAGNET_HANDOFF_REGISTRATION", "invitation") or "invitation").strip().lower(),
         )
 
     @property

@@ -44,6 +44,12 @@ def register_tasks(app: Flask, queue) -> None:
 
         with app.app_context():
             swarm_runs.run_swarm(swarm_id)
+    @queue.task(name="deliver_handoff_webhook")
+    def deliver_handoff_webhook(request_id: str, attempt: int) -> None:
+        from app.services import handoff_webhooks
+
+        with app.app_context():
+            handoff_webhooks.deliver(request_id, attempt)
 
     # Every consumer's scheduler enqueues this each minute; periodic.tick runs it once per minute across
     # all of them (a claim row in the database).
@@ -54,7 +60,8 @@ def register_tasks(app: Flask, queue) -> None:
 
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
-                                      "run_evaluation": run_evaluation, "run_swarm": run_swarm}
+                                      "run_evaluation": run_evaluation, "run_swarm": run_swarm,
+                                      "deliver_handoff_webhook": deliver_handoff_webhook}
 
 
 class EmbeddedConsumer(Consumer):

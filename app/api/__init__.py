@@ -29,6 +29,8 @@ RESOURCES = (
     "feedback",
     "dify",
     "app_messages",
+    "handoff",
+    "review",
     "usage",
     "analytics",
     "swarms",

@@ -46,7 +46,7 @@ ERROR_RESPONSES = {
     400: ("BadRequestError", "invalid_json: the body is not JSON (or nested too deeply to parse); bad_request: "
                              "NUL or a lone surrogate in the path, a query argument or the body"),
     401: ("UnauthorizedError", "missing_api_key or invalid_api_key (unknown or revoked)"),
-    403: ("ForbiddenError", "insufficient_role: the key's role is below the operation's x-required-role"),
+    403: ("ForbiddenError", "insufficient_role: the key's role does not reach the operation's x-required-role"),
     404: ("NotFoundError", "not_found: no resource with this id"),
     409: ("ConflictError", "The change conflicts with the current state; the code says how (conflict, "
                            "duplicate_name, in_use, sync_in_progress, turn_in_progress...)"),
@@ -68,7 +68,7 @@ def error_statuses(path: str, method: str, operation: dict) -> list[int]:
     role = operation.get("x-required-role")
     if role != "open":
         statuses.add(401)
-    if role in ("operator", "admin"):
+    if role in ("operator", "admin", "reviewer"):
         statuses.add(403)
     if "{" in path:
         statuses.add(404)

@@ -7,7 +7,7 @@ from app.models.agent_ops import (
     AgentNoteVersion,
     AgentSoulVersion,
 )
-from app.models.api_key import ROLES, ApiKey
+from app.models.api_key import HANDOFF_ROLE, ROLES, ApiKey
 from app.models.api_tool import HTTP_METHODS, ApiTool
 from app.models.base import Base, utcnow
 from app.models.cluster import PeriodicClaim, WorkerHeartbeat
@@ -25,6 +25,15 @@ from app.models.evaluation import (
     EvaluationCase,
     EvaluationResult,
     EvaluationRun,
+)
+from app.models.handoff import (
+    HANDOFF_STATUSES,
+    HandoffAccount,
+    HandoffEvent,
+    HandoffInvitation,
+    HandoffKey,
+    HandoffMessage,
+    HandoffRequest,
 )
 from app.models.knowledge import (
     ACTIVE_SYNC_STATUSES,
@@ -50,6 +59,13 @@ __all__ = [
     "AgentNote",
     "AgentNoteVersion",
     "AgentSoulVersion",
+    "HANDOFF_STATUSES",
+    "HandoffAccount",
+    "HandoffEvent",
+    "HandoffInvitation",
+    "HandoffKey",
+    "HandoffMessage",
+    "HandoffRequest",
     "PeriodicClaim",
     "WorkerHeartbeat",
     "MESSAGE_ROLES",
@@ -79,6 +95,7 @@ __all__ = [
     "MODEL_KINDS",
     "PROVIDERS",
     "ROLES",
+    "HANDOFF_ROLE",
     "TEMPLATE_TYPES",
     "Agent",
     "ApiKey",

@@ -8,7 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, TimestampMixin, id_column
 
-ROLES = ("viewer", "operator", "admin")
+# Roles an admin gives platform keys. `reviewer` may call only the human-review routes (app.auth).
+ROLES = ("viewer", "operator", "admin", "reviewer")
+# The role of a hand-off account's keys (app.models.handoff): no platform route accepts it.
+HANDOFF_ROLE = "handoff"
 
 
 class ApiKey(TimestampMixin, Base):

@@ -94,7 +94,7 @@ class AgentTool:
 
     spec: ToolSpec
     tool_id: str
-    kind: str  # rag | retrieval | api
+    kind: str  # rag | retrieval | api | builtin
     run: Callable[[dict[str, Any], Progress], ToolOutput]
 
 

@@ -237,6 +237,7 @@ def send(
     allowlist: Iterable[str] | Allowlist | None,
     headers: dict[str, str] | None = None,
     json_body: object = None,
+    data: bytes | None = None,
     timeout: float = 10.0,
     max_bytes: int = BODY_LIMIT,
     redact: Iterable[str] = (),
@@ -246,6 +247,7 @@ def send(
 
     `redact`: strings (secret header values) replaced by "[redacted]" in the returned body and headers,
     so a server that echoes its request cannot reveal a secret to whoever reads the result.
+    `data`: a body sent byte for byte instead of `json_body` (e.g. one that was signed).
     Raises OutboundBlocked, UpstreamTimeout (504) or UpstreamError (502).
     """
     addresses = check_url(url, allowlist, resolve=resolve)
@@ -262,7 +264,7 @@ def send(
             session.mount("https://", pins)
         try:
             response = session.request(
-                method, url, headers=headers, json=json_body, timeout=timeout,
+                method, url, headers=headers, json=json_body, data=data, timeout=timeout,
                 allow_redirects=False, stream=True,
             )
         except requests.Timeout as exc:

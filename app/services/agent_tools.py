@@ -39,9 +39,10 @@ _QUERY_PARAMETERS = {
 }
 
 
-def build(agent: Agent, *, api_key_id: str | None, local: bool) -> list[AgentTool]:
-    """The agent's tools, in its order. Tools deleted since the agent was saved are left out (deleting
-    a tool an agent uses is refused, so this takes a database edited by hand)."""
+def build(agent: Agent, *, api_key_id: str | None, local: bool, conversation_id: str | None = None) -> list[AgentTool]:
+    """The agent's tools, in its order, then the built-in tools it opted into (by name in its `tools`).
+    Tools deleted since the agent was saved are left out (deleting a tool an agent uses is refused, so
+    this takes a database edited by hand)."""
     try:
         rows = agents.resolve_tools(agent.tools or [])
     except ValidationFailed as exc:
@@ -60,7 +61,51 @@ def build(agent: Agent, *, api_key_id: str | None, local: bool) -> list[AgentToo
             spec = ToolSpec(name=name, description=_knowledge_description(row, kind), parameters=_QUERY_PARAMETERS)
             answer = kind == "rag" and not local  # the local model quotes the passages itself
             built.append(AgentTool(spec, row.id, kind, _knowledge_runner(app, kind, row.id, answer, api_key_id, agent.id)))
+    if "handoff_to_human" in (agent.tools or []) and conversation_id is not None:
+        built.append(AgentTool(HANDOFF_SPEC, "handoff_to_human", "builtin",
+                               _handoff_runner(app, conversation_id, agent.id)))
     return built + agent_builtin_tools.build(agent, api_key_id=api_key_id)
+
+
+HANDOFF_SPEC = ToolSpec(
+    name="handoff_to_human",
+    description="Hand this task to a human reviewer when you cannot or should not do it yourself (a decision, "
+                "an action in the real world, information you lack). A person answers later in this "
+                "conversation; tell the user it was handed off.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "A short title for the task"},
+            "instructions": {"type": "string", "description": "What the person should do, with the context "
+                                                              "they need (they do not see this conversation)"},
+            "objective": {"type": "string", "description": "What a good outcome is"},
+        },
+        "required": ["title", "instructions", "objective"],
+    },
+)
+_HANDOFF_LIMITS = {"title": 200, "instructions": 20_000, "objective": 5_000}
+
+
+def _handoff_runner(app: Flask, conversation_id: str, agent_id: str):
+    def run(arguments: dict, progress: Progress) -> ToolOutput:
+        from app.services import handoff_requests
+
+        for name, limit in _HANDOFF_LIMITS.items():
+            value = arguments.get(name)
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise ValidationFailed(f"'{name}' must be a non-empty string of at most {limit} characters.",
+                                       details={"fields": {name: ["required"]}})
+        with app.app_context():
+            progress("Handing the task to a person")
+            request = handoff_requests.new_request(
+                title=arguments["title"].strip(), instructions=arguments["instructions"].strip(),
+                objective=arguments["objective"].strip(), conversation_id=conversation_id, actor=agent_id)
+            db.session.commit()
+            request_id = request.id
+        return ToolOutput(text=f"Handed off to a human reviewer as request {request_id}. Tell the user that a "
+                               "person will answer here in this conversation; do not answer the task yourself.",
+                          data={"request_id": request_id})
+    return run
 
 
 def _kind(row: Any) -> str:

@@ -15,8 +15,9 @@ from app.services import agent_hierarchy, agent_soul, llm_models
 # Tool ids carry their kind as a prefix (`apitool_…`); each kind lives in its own table. RAG tools
 # (`rag_`) and retrieval tools (`ret_`) are added here when they exist.
 TOOL_TABLES: dict[str, Any] = {"apitool": ApiTool, "rag": RagTool, "ret": RetrievalTool}
-# Built-in tools an agent opts into by listing their name with its tools (app.services.agent_builtin_tools).
-BUILTIN_TOOLS = ("remember", "recall", "ask_agent")
+# Tools built into Magnet, listed in an agent's `tools` by name to opt in (app.services.agent_builtin_tools
+# and, for handoff_to_human, app.services.agent_tools).
+BUILTIN_TOOLS = ("remember", "recall", "ask_agent", "handoff_to_human")
 
 
 def agents_using(tool_id: str) -> list[str]:
@@ -117,17 +118,17 @@ def _default_chat_model() -> LlmModel:
 
 def resolve_tools(tool_ids: list[str]) -> list[Any]:
     """The tool rows for these ids, in order; 422 listing duplicates or ids that match no tool.
-    Built-in tool names (BUILTIN_TOOLS) are accepted and left out of the rows.
 
     The agent runtime uses this to load an agent's tools; the prefix says which table to look in.
+    Built-in tools (BUILTIN_TOOLS) have no row: they are accepted and left out of the result.
     """
     duplicates = sorted(tid for tid, count in Counter(tool_ids).items() if count > 1)
-    tool_ids = [tool_id for tool_id in tool_ids if tool_id not in BUILTIN_TOOLS]  # not rows: built in
     if duplicates:
         raise ValidationFailed(
             f"Tools are listed more than once: {', '.join(duplicates)}.",
             details={"duplicate_tools": duplicates},
         )
+    tool_ids = [tool_id for tool_id in tool_ids if tool_id not in BUILTIN_TOOLS]
     wanted: dict[Any, list[str]] = {}
     for tool_id in tool_ids:
         table = TOOL_TABLES.get(tool_id.split("_", 1)[0]) if "_" in tool_id else None

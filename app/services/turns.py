@@ -147,7 +147,7 @@ def _turn_input(turn: PreparedTurn) -> TurnInput:
     agent = agents.get_agent(turn.agent_id)
     model = model_of(agent)
     local = model.provider == "local"
-    tools = agent_tools.build(agent, api_key_id=turn.api_key_id, local=local)
+    tools = agent_tools.build(agent, api_key_id=turn.api_key_id, local=local, conversation_id=turn.conversation_id)
     window = model.context_window or memory.DEFAULT_CONTEXT_WINDOW
     passages = _attachment_passages(turn.conversation_id, budget_tokens=window // ATTACHMENT_SHARE_OF_WINDOW)
     history, older = _history(turn, agent.memory_messages)

@@ -42,6 +42,11 @@ def _validator(spec, ref: str):
     return jsonschema.Draft4Validator(schema)
 
 
+def _own_shape(path: str) -> str:
+    """The contracts with an error shape of their own: app integrations, and human hand-off."""
+    return "#/components/schemas/AppError" if path == "/api/v1/messages" else "#/components/schemas/HandoffError"
+
+
 def test_every_error_response_of_every_operation_is_the_real_envelope(spec):
     operations = list(_operations(spec))
     assert len(operations) >= 90
@@ -50,7 +55,7 @@ def test_every_error_response_of_every_operation_is_the_real_envelope(spec):
         for status in list(refs):
             if (method, path, status) in OWN_BODIES:
                 assert refs.pop(status) == OWN_BODIES[method, path, status]
-        expected = "#/components/schemas/AppError" if operation.get("x-own-error-shape") else ENVELOPE
+        expected = _own_shape(path) if operation.get("x-own-error-shape") else ENVELOPE
         assert refs and set(refs.values()) == {expected}, f"{method.upper()} {path}: {refs}"
 
 
@@ -96,6 +101,12 @@ def test_the_app_integration_contract_documents_its_own_error_shape(spec, client
     body = client.post("/api/v1/messages", json={"content": "hi"},
                        headers={"Authorization": "Bearer magnet_sk_nope"}).json
     _validator(spec, "#/components/schemas/AppError").validate(body)
+
+
+def test_the_handoff_contract_documents_its_own_error_shape(spec, client):
+    validator = _validator(spec, "#/components/schemas/HandoffError")
+    validator.validate(client.get("/api/v1/requests", headers={"Authorization": "Bearer nope"}).json)
+    validator.validate(client.post("/api/v1/agents/login", json={}).json)
 
 
 @pytest.mark.parametrize("path, method", STREAMING)

@@ -1,13 +1,14 @@
 from marshmallow import Schema, fields, validate
 
 from app.api.common import StrictSchema, UtcDateTime, list_args
-from app.models import ROLES
+from app.models import HANDOFF_ROLE, ROLES
 
 
 class ApiKeySchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
-    role = fields.String(required=True, metadata={"enum": list(ROLES)})
+    # `handoff`: a hand-off account's key (issued at its registration or login, not here)
+    role = fields.String(required=True, metadata={"enum": [*ROLES, HANDOFF_ROLE]})
     prefix = fields.String(required=True, metadata={"description": "First characters of the key"})
     created_at = UtcDateTime(required=True)
     last_used_at = UtcDateTime(allow_none=True)
