@@ -23,7 +23,7 @@ from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.ids import new_id
 from app.models import Conversation, HandoffRequest, Message, utcnow
-from app.services import handoff_accounts
+from app.services import handoff_accounts, reviews
 from app.services.handoff_requests import (
     FLAG_NO_OWNER_CONTACT,
     add_message,
@@ -53,8 +53,10 @@ def _handoff_items(args: dict, wanted: int) -> tuple[list[dict[str, Any]], int]:
     return [_queue_item(r, accounts.get(r.account_id)) for r in rows], total
 
 
-# kind -> items(args, wanted) -> (newest `wanted` items, total). The lead adds `evaluation_review` here.
-QUEUE_KINDS: dict[str, Callable[[dict, int], tuple[list[dict[str, Any]], int]]] = {"handoff": _handoff_items}
+# kind -> items(args, wanted) -> (newest `wanted` items, total). Evaluation review items are acted on at
+# /api/review/items/{id} (claim, release, grade); hand-off requests at /api/review/tasks/{id}.
+QUEUE_KINDS: dict[str, Callable[[dict, int], tuple[list[dict[str, Any]], int]]] = {
+    "handoff": _handoff_items, "evaluation_review": reviews.queue_items}
 
 
 def queue(args: dict) -> dict[str, Any]:

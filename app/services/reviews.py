@@ -12,12 +12,20 @@ import random
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import and_, not_, select, update
+from sqlalchemy import and_, func, not_, select, update
 
 from app.common.pagination import paginate
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
-from app.models import EvaluationCase, EvaluationResult, EvaluationRun, ReviewGrade, ReviewItem, utcnow
+from app.models import (
+    Evaluation,
+    EvaluationCase,
+    EvaluationResult,
+    EvaluationRun,
+    ReviewGrade,
+    ReviewItem,
+    utcnow,
+)
 from app.services.eval_runs import get_run
 from app.services.evaluations import get_evaluation
 from evaluations import agreement
@@ -93,6 +101,27 @@ def item_payload(item: ReviewItem) -> dict[str, Any]:
     return {f: getattr(item, f) for f in (
         "id", "evaluation_id", "run_id", "case_id", "ordinal", "status", "claimed_by", "claimed_at",
         "completed_at", "verdict", "score", "comment", "graded_by", "graded_at", "created_at", "updated_at")}
+
+
+def queue_items(args: dict, wanted: int) -> tuple[list[dict[str, Any]], int]:
+    """Review items for the reviewers' queue (GET /api/review/tasks, kind `evaluation_review`): up to
+    `wanted` matching the queue's filters, newest first, and how many match in all. They have no deadline,
+    so they are never overdue."""
+    if args.get("overdue"):
+        return [], 0
+    query = select(ReviewItem)
+    if args.get("status"):
+        query = query.where(ReviewItem.status.in_(args["status"]))
+    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    items = db.session.execute(query.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())
+                               .limit(wanted)).scalars().all()
+    names = dict(db.session.execute(select(Evaluation.id, Evaluation.name).where(
+        Evaluation.id.in_({i.evaluation_id for i in items}))).all()) if items else {}
+    return [{"kind": "evaluation_review", "id": i.id, "title": f"Grade case {i.ordinal} of run {i.run_id}",
+             "status": i.status, "deadline_at": None, "overdue": False, "flags": [],
+             "requester": {"type": "evaluation", "id": i.evaluation_id, "name": names.get(i.evaluation_id)},
+             "claimed_by": i.claimed_by, "created_at": i.created_at, "updated_at": i.updated_at}
+            for i in items], total
 
 
 def list_items(args: dict) -> dict:

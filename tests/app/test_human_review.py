@@ -94,7 +94,15 @@ def test_review_items_grades_human_metric_and_judge_agreement(api, llm, judged_s
     assert detail["result"]["scores"]["correctness"] == 1.0 and detail["grades"] == []
 
     # Claim, then someone else cannot grade it; the claimer can; a re-grade keeps the history.
-    alice, bob = make_key("operator"), make_key("operator")
+    alice, bob = make_key("reviewer"), make_key("reviewer")
+    # Reviewers find the items in their queue beside hand-off requests; viewers cannot reach them.
+    queue = api.get("/api/review/tasks?kind=evaluation_review&status=PENDING&limit=100", key=alice)
+    assert queue.status_code == 200, queue.json
+    assert {i["id"] for i in queue.json["data"]} == {i["id"] for i in items}
+    assert {(i["kind"], i["requester"]["type"], i["deadline_at"]) for i in queue.json["data"]} == {
+        ("evaluation_review", "evaluation", None)}
+    assert api.get("/api/review/tasks?overdue=true&kind=evaluation_review", key=alice).json["data"] == []
+    _error(api.get("/api/review/items", key=make_key("viewer")), 403, "insufficient_role")
     first = items[1]["id"]
     claimed = api.post(f"/api/review/items/{first}/claim", key=alice)
     assert claimed.status_code == 200 and claimed.json["data"]["status"] == "IN_PROGRESS"

@@ -11,7 +11,7 @@ from app.api.review.schemas import (
     InvitationCreateSchema,
     InvitationSchema,
     ReviewCompleteSchema,
-    ReviewItemSchema,
+    QueueItemSchema,
     ReviewMessageCreateSchema,
     ReviewMessageListEnvelope,
     ReviewMessageSchema,
@@ -29,7 +29,7 @@ blp = Blueprint("review", __name__, url_prefix="/api", description="Human review
 class ReviewQueue(MethodView):
     @requires("reviewer")
     @blp.arguments(ReviewQueueArgs, location="query")
-    @blp.response(200, list_envelope(ReviewItemSchema))
+    @blp.response(200, list_envelope(QueueItemSchema))
     def get(self, args):
         """The review queue, newest first: every kind of review item (`kind`), filtered by status and overdue"""
         return handoff_review.queue(args)

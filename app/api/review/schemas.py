@@ -4,7 +4,7 @@ from app.api.common import StrictSchema, UtcDateTime, limit_field, page_field
 from app.models import HANDOFF_STATUSES
 
 # Kinds of review work listed in the queue; the lead adds `evaluation_review` when merging it.
-REVIEW_KINDS = ("handoff",)
+REVIEW_KINDS = ("handoff", "evaluation_review")
 
 
 class ReviewQueueArgs(Schema):
@@ -18,17 +18,19 @@ class ReviewQueueArgs(Schema):
 
 
 class RequesterSchema(Schema):
-    type = fields.String(required=True, metadata={"enum": ["account", "conversation"]})
+    type = fields.String(required=True, metadata={"enum": ["account", "conversation", "evaluation"]})
     id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
 
 
-class ReviewItemSchema(Schema):
+class QueueItemSchema(Schema):
     kind = fields.String(required=True, metadata={"enum": list(REVIEW_KINDS)})
     id = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": list(HANDOFF_STATUSES)})
-    deadline_at = UtcDateTime(required=True, metadata={"description": "created_at + max_minutes"})
+    deadline_at = UtcDateTime(required=True, allow_none=True,
+                              metadata={"description": "created_at + max_minutes (hand-off requests); null for "
+                                                       "evaluation review items, which have no deadline"})
     overdue = fields.Boolean(required=True)
     flags = fields.List(fields.String(), required=True,
                         metadata={"description": "no_owner_contact: the instructions lack the owner-contact block"})
@@ -54,7 +56,7 @@ class ReviewEventSchema(Schema):
     details = fields.Dict(required=True)
 
 
-class ReviewTaskSchema(ReviewItemSchema):
+class ReviewTaskSchema(QueueItemSchema):
     instructions = fields.String(required=True)
     objective = fields.String(required=True)
     max_minutes = fields.Integer(required=True)

@@ -34,9 +34,9 @@ class RunReviews(MethodView):
 
 @blp.route("/review/items")
 class ReviewItems(MethodView):
-    @requires("viewer")
+    @requires("reviewer")
     @blp.arguments(s.ReviewItemListArgs, location="query")
-    @blp.response(200, list_envelope(s.ReviewItemSchema))
+    @blp.response(200, list_envelope(s.CaseReviewItemSchema))
     def get(self, args):
         """List review items (filter by evaluation_id, run_id, status)"""
         return reviews.list_items(args)
@@ -44,8 +44,8 @@ class ReviewItems(MethodView):
 
 @blp.route("/review/items/<item_id>")
 class ReviewItemById(MethodView):
-    @requires("viewer")
-    @blp.response(200, envelope(s.ReviewItemDetailSchema))
+    @requires("reviewer")
+    @blp.response(200, envelope(s.CaseReviewItemDetailSchema))
     def get(self, item_id):
         """A review item with what the reviewer judges: input, expectations, answer, citations, passages, grades"""
         return ok(reviews.item_detail(item_id))
@@ -53,8 +53,8 @@ class ReviewItemById(MethodView):
 
 @blp.route("/review/items/<item_id>/claim")
 class ClaimItem(MethodView):
-    @requires("operator")
-    @blp.response(200, envelope(s.ReviewItemSchema))
+    @requires("reviewer")
+    @blp.response(200, envelope(s.CaseReviewItemSchema))
     @blp.alt_response(409, description="Claimed by another reviewer, or already graded")
     def post(self, item_id):
         """Claim a pending review item (atomic: of concurrent claims one wins, the others get 409)"""
@@ -63,8 +63,8 @@ class ClaimItem(MethodView):
 
 @blp.route("/review/items/<item_id>/release")
 class ReleaseItem(MethodView):
-    @requires("operator")
-    @blp.response(200, envelope(s.ReviewItemSchema))
+    @requires("reviewer")
+    @blp.response(200, envelope(s.CaseReviewItemSchema))
     @blp.alt_response(409, description="Not claimed by you")
     def post(self, item_id):
         """Give a claimed review item back to the queue"""
@@ -73,9 +73,9 @@ class ReleaseItem(MethodView):
 
 @blp.route("/review/items/<item_id>/grade")
 class GradeItem(MethodView):
-    @requires("operator")
+    @requires("reviewer")
     @blp.arguments(s.GradeSchema)
-    @blp.response(200, envelope(s.ReviewItemDetailSchema))
+    @blp.response(200, envelope(s.CaseReviewItemDetailSchema))
     @blp.alt_response(409, description="Claimed by another reviewer")
     def post(self, body, item_id):
         """Grade a case (verdict pass/fail and/or score 1-5, comment); a re-grade replaces it, history kept"""

@@ -15,7 +15,7 @@ class ReviewCreateSchema(StrictSchema):
                           metadata={"description": "The same seed draws the same cases"})
 
 
-class ReviewItemSchema(Schema):
+class CaseReviewItemSchema(Schema):
     id = fields.String(required=True)
     evaluation_id = fields.String(required=True)
     run_id = fields.String(required=True)
@@ -42,7 +42,7 @@ class GradeHistorySchema(Schema):
     created_at = UtcDateTime(required=True)
 
 
-class ReviewItemDetailSchema(ReviewItemSchema):
+class CaseReviewItemDetailSchema(CaseReviewItemSchema):
     input = fields.Raw(allow_none=True)
     expected_output = fields.Raw(allow_none=True)
     expected_sources = fields.List(fields.Dict(), required=True)
@@ -60,7 +60,7 @@ class ReviewCreatedSchema(Schema):
     selected = fields.Integer(required=True)
     created = fields.Integer(required=True)
     already_under_review = fields.Integer(required=True)
-    items = fields.List(fields.Nested(ReviewItemSchema), required=True)
+    items = fields.List(fields.Nested(CaseReviewItemSchema), required=True)
 
 
 class GradeSchema(StrictSchema):
