@@ -88,6 +88,11 @@ class Config:
     redis_timeout_seconds: float = 5
     db_connect_timeout_seconds: float = 5
     db_statement_timeout_seconds: float = 60  # PostgreSQL only
+    # Agent tasks running at once across the deployment (each agent also has its own max_concurrent_tasks).
+    max_running_tasks: int = 4
+    # Agent presence (app.services.agent_presence): idle after this long without activity, offline after that.
+    agent_idle_seconds: float = 300
+    agent_offline_seconds: float = 3600
 
     @classmethod
     def from_env(cls) -> Config:
@@ -111,6 +116,9 @@ class Config:
             redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
             db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
             db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
+            max_running_tasks=_env_int("MAGNET_MAX_RUNNING_TASKS", 4),
+            agent_idle_seconds=_env_seconds("MAGNET_AGENT_IDLE_SECONDS", 300),
+            agent_offline_seconds=_env_seconds("MAGNET_AGENT_OFFLINE_SECONDS", 3600),
         )
 
     @property

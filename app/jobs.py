@@ -38,6 +38,13 @@ def register_tasks(app: Flask, queue) -> None:
         with app.app_context():
             eval_runs.run_evaluation(run_id)
 
+    @queue.task(name="work_agent_tasks")
+    def work_agent_tasks(agent_id: str) -> None:
+        from app.services import task_runner
+
+        with app.app_context():
+            task_runner.work_agent_tasks(agent_id)
+
     # Every consumer's scheduler enqueues this each minute; periodic.tick runs it once per minute across
     # all of them (a claim row in the database).
     @queue.periodic_task(crontab(minute="*"), name="schedule_tick")
@@ -47,7 +54,7 @@ def register_tasks(app: Flask, queue) -> None:
 
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
-                                      "run_evaluation": run_evaluation}
+                                      "run_evaluation": run_evaluation, "work_agent_tasks": work_agent_tasks}
 
 
 class EmbeddedConsumer(Consumer):
@@ -59,8 +66,9 @@ class EmbeddedConsumer(Consumer):
 
 
 def _recover() -> None:
-    """Before consuming: fail the syncs and resume the evaluation runs a dead worker left behind."""
-    from app.services import eval_runs, sync_recovery
+    """Before consuming: fail the syncs, resume the evaluation runs and retry the agent tasks a dead worker
+    left behind, and queue the agents' pending tasks."""
+    from app.services import eval_runs, sync_recovery, task_runner, tasks
 
     failed = sync_recovery.recover_interrupted_runs()
     if failed:
@@ -68,6 +76,8 @@ def _recover() -> None:
     resumed = eval_runs.recover_interrupted_runs()
     if resumed:
         log.warning("resuming %d interrupted evaluation runs: %s", len(resumed), ", ".join(resumed))
+    task_runner.recover_lost_tasks()
+    tasks.dispatch()
 
 
 def _recover_if_possible(app: Flask) -> None:

@@ -14,6 +14,7 @@ RESOURCES = (
     "models",
     "prompt_templates",
     "agents",
+    "tasks",
     "integrations",
     "api_tools",
     "knowledge_sources",

@@ -31,8 +31,8 @@ from app.models.knowledge import (
 )
 from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
-from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.task import PRIORITY_RANK, TASK_PRIORITIES, TASK_STATUSES, AgentTask
+from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
 

@@ -2,6 +2,15 @@ from marshmallow import Schema, fields, validate
 
 from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
 from app.models import AGENT_STATUSES
+from app.services.agent_presence import PRESENCES
+
+
+class TaskStatsSchema(Schema):
+    total = fields.Integer(required=True)
+    assigned = fields.Integer(required=True)
+    in_progress = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
 
 
 class AgentSchema(Schema):
@@ -20,6 +29,12 @@ class AgentSchema(Schema):
     tool_timeout_seconds = fields.Float(required=True)
     turn_timeout_seconds = fields.Float(required=True)
     memory_messages = fields.Integer(required=True)
+    max_concurrent_tasks = fields.Integer(required=True, metadata={"description": "Its tasks that may run at once"})
+    presence = fields.String(metadata={"enum": list(PRESENCES), "description": "Derived from real state: see "
+                                       "the README's Agent operations section"})
+    last_seen = UtcDateTime(allow_none=True)
+    last_activity = UtcDateTime(allow_none=True)
+    task_stats = fields.Nested(TaskStatsSchema)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -53,6 +68,8 @@ class AgentWriteSchema(StrictSchema):
     memory_messages = fields.Integer(load_default=20, strict=True, validate=validate.Range(min=0, max=200),
                                      metadata={"description": "Earlier messages remembered (fewer if they do "
                                                               "not fit the model's context window)"})
+    max_concurrent_tasks = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=50),
+                                          metadata={"description": "How many of its tasks may run at once"})
 
 
 class AgentUpdateSchema(PartialSchema, AgentWriteSchema):
@@ -65,6 +82,8 @@ AgentListArgs = list_args(
     extra={
         "status": fields.String(validate=validate.OneOf(AGENT_STATUSES)),
         "model_id": fields.String(),
+        "presence": fields.String(validate=validate.OneOf(PRESENCES)),
+        "role": fields.String(validate=validate.Length(min=1, max=5000)),
     },
     name="AgentListArgs",
 )
