@@ -35,6 +35,8 @@ class AgentSchema(Schema):
     last_seen = UtcDateTime(allow_none=True)
     last_activity = UtcDateTime(allow_none=True)
     task_stats = fields.Nested(TaskStatsSchema)
+    last_wake_reason = fields.String(allow_none=True, metadata={"description": "Why it was last woken"})
+    last_woken_at = UtcDateTime(allow_none=True)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
