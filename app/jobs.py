@@ -13,6 +13,9 @@ from huey import crontab
 from huey.consumer import Consumer
 
 log = logging.getLogger(__name__)
+# An idle worker thread polls the SQLite queue with a growing delay (Huey's default grows to 10 s); capped at
+# 1 s so a task queued by POST /api/tasks/{id}/execute starts within a second. Redis reads block instead.
+POLL_MAX_DELAY = 1.0
 
 
 def register_tasks(app: Flask, queue) -> None:
@@ -96,6 +99,7 @@ def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
 
     _recover_if_possible(app)
     consumer = EmbeddedConsumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
+                                max_delay=POLL_MAX_DELAY,
                                 check_worker_health=False)
     consumer.magnet_beat = WorkerBeat(app).start()
     consumer.start()
@@ -116,7 +120,8 @@ def run_consumer_forever(app: Flask, workers: int) -> None:
     _recover_if_possible(app)
     beat = WorkerBeat(app).start()
     try:
-        Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
+        Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
+                 max_delay=POLL_MAX_DELAY).run()
     finally:
         beat.stop()
 
