@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 
+from app.errors import ServiceUnavailable
 from app.services import eval_runs, liveness, scheduler, sync_recovery, task_runner, tasks
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def reap_lost_runs() -> dict:
 def run_agent_tasks() -> None:
     """Retry or fail the tasks a lost worker left, reopen the scheduled ones that are due, and queue every
     agent's pending tasks (a message the queue lost is delivered again this way)."""
-    task_runner.recover_lost_tasks()
-    tasks.reopen_due_tasks()
-    tasks.dispatch()
+    try:
+        task_runner.recover_lost_tasks()
+        tasks.reopen_due_tasks()
+        tasks.dispatch()
+    except ServiceUnavailable:  # the queue is down: the tasks wait, and the next tick tries again
+        log.warning("agent tasks wait for the job queue")

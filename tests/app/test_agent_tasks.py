@@ -279,3 +279,46 @@ def test_task_crud_filters_and_roles(api, make_key, chat_model):
     assert changed.status_code == 200 and changed.json["data"]["priority"] == "high"
     assert api.delete(f"/api/tasks/{first['id']}", key=operator).status_code == 200
     assert api.get(f"/api/tasks/{first['id']}").status_code == 404
+
+
+def test_a_scheduled_task_waits_for_its_time_and_runs_again_when_due(api, llm, chat_model, worker):
+    from app.services import periodic
+
+    agent = _agent(api, chat_model)
+    task = _task(api, agent, "Daily digest", schedule={"interval_minutes": 60})
+    assert task["status"] == "assigned" and task["next_run_at"] > task["created_at"]
+    assert api.get(f"/api/agents/{agent['id']}/heartbeat").json["data"]["pending_tasks"] == []
+
+    for run in (1, 2):  # its time comes (moved back, as the clock would move forward), and the tick runs
+        llm.script(Reply(f"Digest number {run}."))
+        db.session.query(AgentTask).filter(AgentTask.id == task["id"]).update(
+            {"next_run_at": utcnow() - timedelta(seconds=1)})
+        db.session.commit()
+        periodic.run_agent_tasks()
+        done = wait_for(lambda: _get(api, task),
+                        lambda t, run=run: t["status"] == "completed" and t["result"]["content"].endswith(f"{run}."))
+        assert done["result"]["content"] == f"Digest number {run}."
+        assert done["next_run_at"] > done["started_at"]  # the next time, an interval after this run
+    messages = api.get(f"/api/conversations/{done['conversation_id']}").json["data"]["messages"]
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Digest number 1.", "Digest number 2."]
+
+
+def test_a_task_whose_heartbeat_went_stale_is_retried_then_failed(app, api, chat_model):
+    from app.services import task_runner
+
+    agent = _agent(api, chat_model, status="inactive")  # nothing picks the retried task up here
+    task = _task(api, agent, max_attempts=2)
+    stale = utcnow() - timedelta(seconds=app.extensions["magnet.config"].run_stale_seconds + 5)
+    for attempts, status, words in ((1, "assigned", "It will be tried again."), (2, "failed", "No attempts are left.")):
+        db.session.query(AgentTask).filter(AgentTask.id == task["id"]).update(
+            {"status": "in_progress", "attempts": attempts, "heartbeat_at": stale})
+        db.session.commit()
+        assert task_runner.recover_lost_tasks() == [task["id"]]
+        shown = _get(api, task)
+        assert shown["status"] == status and shown["error"]["code"] == "worker_lost"
+        assert shown["error"]["message"].endswith(words)
+    # A fresh heartbeat is a live worker: left alone.
+    db.session.query(AgentTask).filter(AgentTask.id == task["id"]).update(
+        {"status": "in_progress", "heartbeat_at": utcnow()})
+    db.session.commit()
+    assert task_runner.recover_lost_tasks() == []

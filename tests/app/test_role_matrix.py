@@ -23,6 +23,16 @@ PINNED = {
     ("put", "/api/integrations/{integration_id}"): "admin",
     ("delete", "/api/integrations/{integration_id}"): "admin",
     ("post", "/api/integrations/{integration_id}/rotate-key"): "admin",
+    ("get", "/api/tasks"): "viewer",
+    ("post", "/api/tasks"): "operator",
+    ("put", "/api/tasks/{task_id}"): "operator",
+    ("delete", "/api/tasks/{task_id}"): "operator",
+    ("post", "/api/tasks/{task_id}/execute"): "operator",
+    ("post", "/api/tasks/{task_id}/cancel"): "operator",
+    ("get", "/api/agents/{agent_id}/heartbeat"): "viewer",
+    ("post", "/api/agents/{agent_id}/heartbeat"): "operator",
+    ("post", "/api/agents/{agent_id}/wake"): "operator",
+    ("get", "/api/agents/leaderboard"): "viewer",
 }
 
 

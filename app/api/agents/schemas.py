@@ -85,7 +85,8 @@ AgentListArgs = list_args(
         "status": fields.String(validate=validate.OneOf(AGENT_STATUSES)),
         "model_id": fields.String(),
         "presence": fields.String(validate=validate.OneOf(PRESENCES)),
-        "role": fields.String(validate=validate.Length(min=1, max=5000)),
+        "role": fields.String(validate=validate.Length(min=1, max=1000),
+                              metadata={"description": "Agents whose role is exactly this"}),
     },
     name="AgentListArgs",
 )
