@@ -279,6 +279,7 @@ def test_task_crud_filters_and_roles(api, make_key, chat_model):
     assert changed.status_code == 200 and changed.json["data"]["priority"] == "high"
     assert api.delete(f"/api/tasks/{first['id']}", key=operator).status_code == 200
     assert api.get(f"/api/tasks/{first['id']}").status_code == 404
+    assert api.get("/api/status").json["data"]["counts"]["agent_tasks"] == 1
 
 
 def test_a_scheduled_task_waits_for_its_time_and_runs_again_when_due(api, llm, chat_model, worker):
