@@ -100,6 +100,11 @@ class Config:
     # Hand-off accounts (/api/v1/agents/register): "open" lets anyone register; otherwise an admin's
     # invitation token is needed (POST /api/handoff/invitations).
     handoff_registration: str = "invitation"
+    # Agent tasks running at once across the deployment (each agent also has its own max_concurrent_tasks).
+    max_running_tasks: int = 4
+    # Agent presence (app.services.agent_presence): idle after this long without activity, offline after that.
+    agent_idle_seconds: float = 300
+    agent_offline_seconds: float = 3600
 
     @classmethod
     def from_env(cls) -> Config:
@@ -131,6 +136,9 @@ class Config:
             agent_delegation_timeout_seconds=_env_seconds("MAGNET_AGENT_DELEGATION_TIMEOUT_SECONDS", 60),
             rate_limit_mutations=_env("MAGNET_RATE_LIMIT_MUTATIONS", "120/minute") or "120/minute",
             handoff_registration=(_env("MAGNET_HANDOFF_REGISTRATION", "invitation") or "invitation").strip().lower(),
+            max_running_tasks=_env_int("MAGNET_MAX_RUNNING_TASKS", 4),
+            agent_idle_seconds=_env_seconds("MAGNET_AGENT_IDLE_SECONDS", 300),
+            agent_offline_seconds=_env_seconds("MAGNET_AGENT_OFFLINE_SECONDS", 3600),
         )
 
     @property

@@ -13,6 +13,9 @@ from huey import crontab
 from huey.consumer import Consumer
 
 log = logging.getLogger(__name__)
+# An idle worker thread polls the SQLite queue with a growing delay (Huey's default grows to 10 s); capped at
+# 1 s so a task queued by POST /api/tasks/{id}/execute starts within a second. Redis reads block instead.
+POLL_MAX_DELAY = 1.0
 
 
 def register_tasks(app: Flask, queue) -> None:
@@ -44,12 +47,27 @@ def register_tasks(app: Flask, queue) -> None:
 
         with app.app_context():
             swarm_runs.run_swarm(swarm_id)
+
     @queue.task(name="deliver_handoff_webhook")
     def deliver_handoff_webhook(request_id: str, attempt: int) -> None:
         from app.services import handoff_webhooks
 
         with app.app_context():
             handoff_webhooks.deliver(request_id, attempt)
+
+    @queue.task(name="process_agent_inbox")
+    def process_agent_inbox(agent_id: str) -> None:
+        from app.services import agent_messages
+
+        with app.app_context():
+            agent_messages.process_unread_messages(agent_id)
+
+    @queue.task(name="work_agent_tasks")
+    def work_agent_tasks(agent_id: str) -> None:
+        from app.services import task_runner
+
+        with app.app_context():
+            task_runner.work_agent_tasks(agent_id)
 
     # Every consumer's scheduler enqueues this each minute; periodic.tick runs it once per minute across
     # all of them (a claim row in the database).
@@ -61,7 +79,9 @@ def register_tasks(app: Flask, queue) -> None:
     app.extensions["magnet.queue"] = queue
     app.extensions["magnet.tasks"] = {"sync_source": sync_source, "build_index": build_index,
                                       "run_evaluation": run_evaluation, "run_swarm": run_swarm,
-                                      "deliver_handoff_webhook": deliver_handoff_webhook}
+                                      "deliver_handoff_webhook": deliver_handoff_webhook,
+                                      "work_agent_tasks": work_agent_tasks,
+                                      "process_agent_inbox": process_agent_inbox}
 
 
 class EmbeddedConsumer(Consumer):
@@ -73,8 +93,9 @@ class EmbeddedConsumer(Consumer):
 
 
 def _recover() -> None:
-    """Before consuming: fail the syncs and swarms and resume the evaluation runs a dead worker left behind."""
-    from app.services import eval_runs, swarm_runs, sync_recovery
+    """Before consuming: fail the syncs and swarms, resume the evaluation runs and retry the agent tasks a
+    dead worker left behind, and queue the agents' pending tasks."""
+    from app.services import eval_runs, swarm_runs, sync_recovery, task_runner, tasks
 
     failed = sync_recovery.recover_interrupted_runs()
     if failed:
@@ -83,6 +104,8 @@ def _recover() -> None:
     if resumed:
         log.warning("resuming %d interrupted evaluation runs: %s", len(resumed), ", ".join(resumed))
     swarm_runs.recover_interrupted_swarms()
+    task_runner.recover_lost_tasks()
+    tasks.dispatch()
 
 
 def _recover_if_possible(app: Flask) -> None:
@@ -101,6 +124,7 @@ def start_consumer(app: Flask, workers: int = 2) -> EmbeddedConsumer:
 
     _recover_if_possible(app)
     consumer = EmbeddedConsumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
+                                max_delay=POLL_MAX_DELAY,
                                 check_worker_health=False)
     consumer.magnet_beat = WorkerBeat(app).start()
     consumer.start()
@@ -121,7 +145,8 @@ def run_consumer_forever(app: Flask, workers: int) -> None:
     _recover_if_possible(app)
     beat = WorkerBeat(app).start()
     try:
-        Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread").run()
+        Consumer(app.extensions["magnet.queue"], workers=workers, worker_type="thread",
+                 max_delay=POLL_MAX_DELAY).run()
     finally:
         beat.stop()
 

@@ -157,11 +157,12 @@ def worker(_consumer, app):
     """Background jobs run for this test; waits for the queue to drain before the tables are emptied."""
     yield _consumer
     from app.extensions import db
-    from app.models import SyncRun
+    from app.models import AgentTask, SyncRun
 
     for _ in range(600):
         db.session.expire_all()
         busy = db.session.execute(db.select(SyncRun.id).where(SyncRun.status.in_(("queued", "running")))).first()
+        busy = busy or db.session.execute(db.select(AgentTask.id).where(AgentTask.status == "in_progress")).first()
         if busy is None:
             break
         import time

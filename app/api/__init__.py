@@ -15,6 +15,7 @@ RESOURCES = (
     "prompt_templates",
     "agents",
     "agent_ops",
+    "tasks",
     "integrations",
     "api_tools",
     "knowledge_sources",

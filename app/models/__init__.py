@@ -49,6 +49,7 @@ from app.models.llm_model import MODEL_KINDS, PROVIDERS, LlmModel
 from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTemplateVersion
 from app.models.review import RATINGS, REVIEW_STATUSES, VERDICTS, MessageFeedback, ReviewGrade, ReviewItem
 from app.models.swarm import SWARM_STATUSES, Swarm, SwarmMember, SwarmShare
+from app.models.task import PRIORITY_RANK, TASK_PRIORITIES, TASK_STATUSES, AgentTask
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
@@ -118,5 +119,9 @@ __all__ = [
     "Swarm",
     "SwarmMember",
     "SwarmShare",
+    "AgentTask",
+    "PRIORITY_RANK",
+    "TASK_PRIORITIES",
+    "TASK_STATUSES",
     "utcnow",
 ]

@@ -1,6 +1,8 @@
 """Agents: a model, a system prompt, the tools it may call and the limits of one turn (app.runtime.agent)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,3 +35,11 @@ class Agent(TimestampMixin, Base):
     # The agent it reports to (app.services.agent_hierarchy refuses cycles); SET NULL: a manager's
     # deletion leaves its reports at the top of the tree.
     reports_to: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    # Tasks (app.services.tasks): how many of this agent's tasks may run at once.
+    max_concurrent_tasks: Mapped[int] = mapped_column(default=1)
+    # Presence (app.services.agent_presence): last check-in (heartbeat, wake, a worker running its task),
+    # last work (a task, a wake), and why it was last woken.
+    last_seen_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime | None]
+    last_wake_reason: Mapped[str | None] = mapped_column(Text)
+    last_woken_at: Mapped[datetime | None]

@@ -30,5 +30,6 @@ class UsageRecord(Base):
     # integration a call was made for, so per-conversation analytics and daily credit limits are one query.
     conversation_id: Mapped[str | None] = mapped_column(String(40), index=True)
     integration_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(40), index=True)  # the agent task it was made for
     details: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

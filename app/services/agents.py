@@ -28,7 +28,7 @@ def agents_using(tool_id: str) -> list[str]:
 
 def list_agents(args: dict) -> dict:
     query = select(Agent)
-    for name in ("status", "model_id"):
+    for name in ("status", "model_id", "role"):
         if args.get(name):
             query = query.where(getattr(Agent, name) == args[name])
     return paginate(query, Agent, args)

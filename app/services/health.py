@@ -16,6 +16,7 @@ from app.common.queue import queue_state
 from app.extensions import db
 from app.models import (
     Agent,
+    AgentTask,
     ApiKey,
     ApiTool,
     Conversation,
@@ -42,6 +43,7 @@ COUNTED = {
     "models": LlmModel,
     "prompt_templates": PromptTemplate,
     "agents": Agent,
+    "agent_tasks": AgentTask,
     "api_tools": ApiTool,
     "knowledge_sources": KnowledgeSource,
     "documents": Document,

@@ -53,9 +53,10 @@ class RunHeartbeat:
     worker was frozen, say), `lost` is set and the run should stop without writing its outcome.
     """
 
-    def __init__(self, model, run_id: str):
+    def __init__(self, model, run_id: str, running_status: str = "running"):
         self.table = model.__table__
         self.run_id = run_id
+        self.running_status = running_status
         self.engine = db.engine
         self.interval = beat_interval(stale_seconds())
         self.lost = threading.Event()
@@ -76,7 +77,7 @@ class RunHeartbeat:
                 with self.engine.begin() as conn:
                     changed = conn.execute(
                         self.table.update()
-                        .where(self.table.c.id == self.run_id, self.table.c.status == "running")
+                        .where(self.table.c.id == self.run_id, self.table.c.status == self.running_status)
                         .values(heartbeat_at=utcnow())
                     ).rowcount
             except Exception:  # the database is briefly away: beat again next time; the reaper is patient

@@ -39,6 +39,7 @@ class MeteringContext:
     conversation_id: str | None = None
     integration_id: str | None = None
     api_key_id: str | None = None
+    task_id: str | None = None
     tally: Tally | None = field(default=None, compare=False)
 
 
@@ -104,6 +105,7 @@ def record_usage(
         api_key_id=api_key_id or context.api_key_id,
         conversation_id=context.conversation_id,
         integration_id=context.integration_id,
+        task_id=context.task_id,
         details=details or {},
     )
     db.session.add(record)

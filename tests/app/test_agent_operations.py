@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Message, UsageRecord
 from app.services import agent_messages
+from tests.conftest import wait_for
 from tests.support.fake_llm import Reply, Sleep, ToolCallReply
 
 
@@ -203,6 +204,22 @@ def test_a_message_is_processed_and_answered_with_a_reply(api, llm, chat_model):
     [read] = agent_messages.process_unread_messages(alice["id"])
     assert read["status"] == "read" and len(llm.posts) == calls
     assert api.post(f"/api/agents/{bob['id']}/inbox/process").json["data"]["processed"] == []
+
+
+def test_the_heartbeat_shows_unread_messages_and_its_post_has_them_answered(api, llm, chat_model, worker):
+    _agent(api, chat_model, "alice")
+    bob = _agent(api, chat_model, "bob")
+    message = api.post("/api/agents/message", json={"from": "alice", "to": "bob", "content": "Status of PR 9?"}).json["data"]
+    beat = api.get(f"/api/agents/{bob['id']}/heartbeat").json["data"]
+    assert [m["id"] for m in beat["unread_messages"]] == [message["id"]]
+
+    llm.script(Reply("PR 9 is merged."))
+    checked = api.post(f"/api/agents/{bob['id']}/heartbeat")
+    assert checked.status_code == 200 and checked.json["data"]["messages_queued"] == 1, checked.json
+    replies = wait_for(lambda: [m for m in api.get("/api/agents/comms", query_string={"agent": "alice"}).json["data"]
+                                if m["type"] == "reply"], lambda found: found, timeout=60)
+    assert (replies[0]["in_reply_to"], replies[0]["content"]) == (message["id"], "PR 9 is merged.")
+    assert api.get(f"/api/agents/{bob['id']}/heartbeat").json["data"]["unread_messages"] == []
 
 
 def test_bad_messages_are_refused_in_the_envelope(api, chat_model):

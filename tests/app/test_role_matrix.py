@@ -31,6 +31,16 @@ PINNED = {
     ("post", "/api/review/tasks/{task_id}/claim"): "reviewer",
     ("post", "/api/review/tasks/{task_id}/complete"): "reviewer",
     ("post", "/api/handoff/invitations"): "admin",
+    ("get", "/api/tasks"): "viewer",
+    ("post", "/api/tasks"): "operator",
+    ("put", "/api/tasks/{task_id}"): "operator",
+    ("delete", "/api/tasks/{task_id}"): "operator",
+    ("post", "/api/tasks/{task_id}/execute"): "operator",
+    ("post", "/api/tasks/{task_id}/cancel"): "operator",
+    ("get", "/api/agents/{agent_id}/heartbeat"): "viewer",
+    ("post", "/api/agents/{agent_id}/heartbeat"): "operator",
+    ("post", "/api/agents/{agent_id}/wake"): "operator",
+    ("get", "/api/agents/leaderboard"): "viewer",
 }
 
 

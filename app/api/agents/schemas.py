@@ -2,6 +2,15 @@ from marshmallow import Schema, fields, validate
 
 from app.api.common import PartialSchema, StrictSchema, UtcDateTime, list_args
 from app.models import AGENT_STATUSES
+from app.services.agent_presence import PRESENCES
+
+
+class TaskStatsSchema(Schema):
+    total = fields.Integer(required=True)
+    assigned = fields.Integer(required=True)
+    in_progress = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
 
 
 class AgentSchema(Schema):
@@ -22,6 +31,14 @@ class AgentSchema(Schema):
     turn_timeout_seconds = fields.Float(required=True)
     memory_messages = fields.Integer(required=True)
     reports_to = fields.String(allow_none=True, metadata={"description": "The id of the agent it reports to"})
+    max_concurrent_tasks = fields.Integer(required=True, metadata={"description": "Its tasks that may run at once"})
+    presence = fields.String(metadata={"enum": list(PRESENCES), "description": "Derived from real state: see "
+                                       "the README's Agent operations section"})
+    last_seen = UtcDateTime(allow_none=True)
+    last_activity = UtcDateTime(allow_none=True)
+    task_stats = fields.Nested(TaskStatsSchema)
+    last_wake_reason = fields.String(allow_none=True, metadata={"description": "Why it was last woken"})
+    last_woken_at = UtcDateTime(allow_none=True)
     created_at = UtcDateTime(required=True)
     updated_at = UtcDateTime(required=True)
 
@@ -57,6 +74,8 @@ class AgentWriteSchema(StrictSchema):
                                                               "not fit the model's context window)"})
     reports_to = fields.String(allow_none=True, validate=validate.Length(min=1, max=200),
                                metadata={"description": "The agent it reports to (id or name); no cycles"})
+    max_concurrent_tasks = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=50),
+                                          metadata={"description": "How many of its tasks may run at once"})
 
 
 class AgentUpdateSchema(PartialSchema, AgentWriteSchema):
@@ -69,6 +88,9 @@ AgentListArgs = list_args(
     extra={
         "status": fields.String(validate=validate.OneOf(AGENT_STATUSES)),
         "model_id": fields.String(),
+        "presence": fields.String(validate=validate.OneOf(PRESENCES)),
+        "role": fields.String(validate=validate.Length(min=1, max=1000),
+                              metadata={"description": "Agents whose role is exactly this"}),
     },
     name="AgentListArgs",
 )
