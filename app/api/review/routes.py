@@ -10,8 +10,8 @@ from app.api.common import envelope, list_envelope, ok
 from app.api.review.schemas import (
     InvitationCreateSchema,
     InvitationSchema,
-    ReviewCompleteSchema,
     QueueItemSchema,
+    ReviewCompleteSchema,
     ReviewMessageCreateSchema,
     ReviewMessageListEnvelope,
     ReviewMessageSchema,
