@@ -209,3 +209,21 @@ def create_invitation(*, role: str, email: str | None, created_by: str | None, t
     db.session.add(invite)
     db.session.commit()
     return invite, token
+
+
+def set_avatar(user: User, data: bytes, max_bytes: int) -> User:
+    from app.services import images
+
+    encoded, content_type = images.reencode(data, max_bytes=max_bytes, max_side=512)
+    old = user.avatar_id
+    user.avatar_id = None
+    db.session.flush()
+    user.avatar_id = images.replace(old, encoded, content_type).id
+    db.session.commit()
+    return user
+
+
+def avatar(user_id: str):
+    from app.services import images
+
+    return images.read(get_user(user_id).avatar_id)

@@ -30,3 +30,22 @@ def update_workspace(changes: dict) -> Workspace:
             setattr(row, name, changes[name])
     db.session.commit()
     return row
+
+
+def set_logo(data: bytes, max_bytes: int) -> Workspace:
+    from app.services import images
+
+    encoded, content_type = images.reencode(data, max_bytes=max_bytes, max_side=1024)
+    row = get_workspace()
+    old = row.logo_id
+    row.logo_id = None
+    db.session.flush()
+    row.logo_id = images.replace(old, encoded, content_type).id
+    db.session.commit()
+    return row
+
+
+def logo():
+    from app.services import images
+
+    return images.read(get_workspace().logo_id)

@@ -6,11 +6,14 @@ from flask_smorest import Blueprint
 
 from app.api.common import envelope, list_envelope, ok
 from app.api.users.schemas import (
+    IMAGE_RESPONSE,
+    ImageUploadSchema,
     PreferencesSchema,
     PreferencesWriteSchema,
     UserListArgs,
     UserSchema,
     UserUpdateSchema,
+    image_response,
 )
 from app.auth import current_principal, requires
 from app.errors import Conflict
@@ -54,6 +57,29 @@ class MyPreferences(MethodView):
         """Replace your preferences (size-limited)"""
         limit = current_app.extensions["magnet.config"].auth.max_preferences_bytes
         return ok({"preferences": users.set_preferences(me(), body["preferences"], limit)})
+
+
+@blp.route("/me/avatar")
+class MyAvatar(MethodView):
+    @requires("viewer")
+    @blp.arguments(ImageUploadSchema, location="files")
+    @blp.response(200, envelope(UserSchema))
+    @blp.alt_response(409, description="The caller is an API key, which has no avatar")
+    @blp.alt_response(413, description="The image is over the size limit")
+    @blp.alt_response(415, description="The file is not an image Magnet reads")
+    def put(self, files):
+        """Upload your avatar (multipart `file`): images only, size-limited, re-encoded, EXIF stripped"""
+        limit = current_app.extensions["magnet.config"].auth.max_image_bytes
+        return ok(users.set_avatar(me(), files["file"].read(limit + 1), limit))
+
+
+@blp.route("/<user_id>/avatar")
+class Avatar(MethodView):
+    @requires("viewer")
+    @blp.response(200, IMAGE_RESPONSE, content_type="image/png", description="image/png or image/webp")
+    def get(self, user_id):
+        """A user's avatar (PNG or WebP)"""
+        return image_response(users.avatar(user_id))
 
 
 @blp.route("/<user_id>")

@@ -48,3 +48,20 @@ class PreferencesSchema(Schema):
 class PreferencesWriteSchema(StrictSchema):
     preferences = fields.Dict(required=True, validate=validate_json_object,
                               metadata={"description": "Any JSON object (size-limited); replaces the old one"})
+
+
+class ImageUploadSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "PNG, JPEG, GIF, WebP or BMP; re-encoded, metadata dropped"})
+
+
+IMAGE_RESPONSE = {"type": "string", "format": "binary"}
+
+
+def image_response(image):
+    """The stored (re-encoded) image's bytes, never sniffed as anything else."""
+    from flask import Response
+
+    return Response(image.data, mimetype=image.content_type,
+                    headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff",
+                             "Content-Security-Policy": "default-src 'none'"})
