@@ -183,9 +183,9 @@ def _load_session(*, require: bool) -> bool:
         return False
     found = sessions.lookup(token)
     if found is None:
+        g.clear_session_cookies = True  # the browser may forget the dead cookies
         if require:
             raise Unauthorized("The session has expired or was ended; sign in again.", code="invalid_session")
-        g.clear_session_cookies = True
         return False
     session, user, slid = found
     if request.method not in SAFE_METHODS and not getattr(view_handler(current_app, request.endpoint,

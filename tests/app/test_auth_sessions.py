@@ -216,3 +216,66 @@ def test_password_change_needs_the_current_one_and_ends_other_sessions(app):
     assert other.get("/api/auth/me").status_code == 401
     assert admin.get("/api/auth/me").status_code == 200
     assert login(app.test_client(), "admin@example.com", "a new long one").status_code == 200
+
+
+def test_pages_outside_api_see_the_session_without_requiring_it_and_check_csrf(app):
+    """The console's pages (outside /api) call current_principal(): loaded when signed in, None otherwise
+    (the page redirects itself); their writes need the CSRF token too, as a form field."""
+    from flask import jsonify
+
+    from app import create_app
+    from app.auth import csrf_exempt, current_principal
+
+    pages = create_app(app.extensions["magnet.config"])
+
+    @pages.route("/whoami", methods=["GET", "POST"])
+    def whoami():
+        principal = current_principal()
+        return jsonify(user_id=principal.user_id if principal else None, role=principal.role if principal else None)
+
+    @pages.route("/sign-in-form", methods=["POST"])
+    @csrf_exempt
+    def sign_in_form():
+        return jsonify(ok=True)
+
+    try:
+        anonymous = pages.test_client()
+        assert anonymous.get("/whoami").json == {"user_id": None, "role": None}
+        browser = pages.test_client()
+        user = signup(browser, "admin@example.com").json["data"]["user"]
+        assert browser.get("/whoami").json == {"user_id": user["id"], "role": "admin"}
+        refused = browser.post("/whoami", data={"x": "1"})
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "csrf_failed"
+        token = browser.get_cookie("magnet_csrf").value
+        assert browser.post("/whoami", data={"csrf_token": token}).json["user_id"] == user["id"]
+        assert browser.post("/sign-in-form", data={}).status_code == 200
+        # A dead session cookie on a page: no principal, and the cookies are cleared.
+        browser.post("/api/auth/logout", headers={"X-CSRF-Token": token})
+        stale = pages.test_client()
+        stale.set_cookie("magnet_session", "no-such-session")
+        res = stale.get("/whoami")
+        assert res.json["user_id"] is None and stale.get_cookie("magnet_session") is None
+    finally:
+        with pages.app_context():
+            db.engine.dispose()
+
+
+def test_sessions_expire_and_the_expiry_slides_with_use(app):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    admin = admin_client(app)
+    session = db.session.execute(db.select(UserSession)).scalar_one()
+    soon = utcnow() + timedelta(minutes=5)
+    session.last_seen_at, session.expires_at = utcnow() - timedelta(minutes=2), soon
+    db.session.commit()
+    res = admin.get("/api/auth/me")
+    assert res.status_code == 200
+    assert any(c.startswith("magnet_session=") for c in res.headers.getlist("Set-Cookie"))  # cookie renewed
+    db.session.refresh(session)
+    assert session.expires_at > soon + timedelta(days=13)
+    session.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    res = admin.get("/api/auth/me")
+    assert res.status_code == 401 and res.json["error"]["code"] == "invalid_session"
