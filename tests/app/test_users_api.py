@@ -61,13 +61,13 @@ def test_avatar_refuses_what_is_not_an_image_and_what_is_too_big(app):
     assert admin.get(f"/api/users/{me['id']}/avatar").status_code == 404
 
 
-def test_a_transparent_png_stays_png(app):
+def test_a_transparent_png_keeps_its_transparency(app):
     admin = admin_client(app)
     out = io.BytesIO()
     Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(out, format="PNG")
     res = _upload(admin, "/api/users/me/avatar", out.getvalue(), filename="a.png")
     served = admin.get(res.json["data"]["avatar_url"])
-    assert served.mimetype == "image/png" and Image.open(io.BytesIO(served.data)).mode == "RGBA"
+    assert served.mimetype == "image/webp" and Image.open(io.BytesIO(served.data)).mode == "RGBA"
 
 
 def test_preferences_are_per_user_and_size_limited(app):
