@@ -279,3 +279,22 @@ def test_sessions_expire_and_the_expiry_slides_with_use(app):
     db.session.commit()
     res = admin.get("/api/auth/me")
     assert res.status_code == 401 and res.json["error"]["code"] == "invalid_session"
+
+
+def test_an_invitation_for_one_address_or_past_its_expiry_is_refused(app):
+    from app.models import Invitation, utcnow
+
+    admin = admin_client(app)
+    invite = admin.post("/api/auth/invitations", json={"role": "guest", "email": "Bob@Example.com"},
+                        headers=csrf(admin)).json["data"]
+    assert invite["role"] == "viewer" and invite["email"] == "bob@example.com"
+    other = signup(app.test_client(), "mallory@example.com", invitation=invite["token"])
+    assert other.status_code == 403 and other.json["error"]["code"] == "invalid_invitation"
+    expiring = admin.post("/api/auth/invitations", json={}, headers=csrf(admin)).json["data"]
+    db.session.execute(db.update(Invitation).where(Invitation.id == expiring["id"]).values(expires_at=utcnow()))
+    db.session.commit()
+    late = signup(app.test_client(), "late@example.com", invitation=expiring["token"])
+    assert late.status_code == 403 and late.json["error"]["code"] == "invalid_invitation"
+    assert signup(app.test_client(), "bob@example.com", invitation=invite["token"]).status_code == 201
+    # A failed sign-up left no account behind.
+    assert login(app.test_client(), "mallory@example.com").status_code == 401

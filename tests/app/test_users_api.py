@@ -122,20 +122,21 @@ def test_workspace_admin_writes_everyone_reads(app):
     assert _upload(viewer, "/api/workspace/logo", _jpeg_with_exif()).status_code == 403
 
 
-def test_ledger_rows_of_a_session_carry_the_user(app):
+def test_ledger_rows_of_a_session_carry_the_user(app, api):
+    """A metered call made with a session (an API tool's test call to a real local server) is written to the
+    usage ledger with the user's id, as a key's call is with the key's id."""
     from app.extensions import db
     from app.models import UsageRecord
-    from app.services.usage import Usage, record_usage
+    from tests.app.test_api_tools_api import create
+    from tests.app.test_outbound import EchoServer
 
     admin = admin_client(app)
-    user_id = admin.get("/api/auth/me").json["data"]["user"]["id"]
-    # A request made with the session: the ledger row written while it runs names the user.
-    with app.test_request_context("/api/agents"):
-        from flask import g
-
-        from app.auth import Principal
-
-        g.principal = Principal(role="admin", display_name="Ada", user_id=user_id, session_id="sess_x")
-        record_usage(entity_type="rag_tool", entity_id="rag_x", operation="chat", model=None, usage=Usage())
+    operator = user_client(app, admin, "op@example.com", "employee")
+    user_id = operator.get("/api/auth/me").json["data"]["user"]["id"]
+    with EchoServer() as echo:
+        tool = create(api, echo)
+        res = operator.post(f"/api/api-tools/{tool['id']}/test", json={"input": {"city": "Oslo", "units": "metric"}},
+                            headers=csrf(operator))
+        assert res.status_code == 200, res.json
     row = db.session.execute(db.select(UsageRecord)).scalar_one()
     assert row.user_id == user_id and row.api_key_id is None
