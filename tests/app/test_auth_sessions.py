@@ -298,3 +298,41 @@ def test_an_invitation_for_one_address_or_past_its_expiry_is_refused(app):
     assert signup(app.test_client(), "bob@example.com", invitation=invite["token"]).status_code == 201
     # A failed sign-up left no account behind.
     assert login(app.test_client(), "mallory@example.com").status_code == 401
+
+
+def test_every_api_operation_takes_a_session_with_the_roles_of_keys(app):
+    """The role matrix (tests/app/test_role_matrix.py) again, signed in instead of with keys: a weaker
+    user's session is 403 insufficient_role, a strong enough one passes, and every write without the
+    CSRF token is 403 csrf_failed."""
+    import re
+
+    rank = ["viewer", "operator", "admin"]
+    admin = admin_client(app)
+    sessions = {"admin": admin, "viewer": user_client(app, admin, "v@example.com", "viewer"),
+                "operator": user_client(app, admin, "o@example.com", "operator")}
+    spec = app.test_client().get("/api/openapi.json").json
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            need = op["x-required-role"]
+            if need == "open":
+                continue
+            if (method, path) == ("post", "/api/auth/logout"):
+                continue  # it would end the session the walk uses; tested on its own above
+            url = re.sub(r"\{[^}]+\}", "unknown_id", path)
+            kwargs = {"json": {}} if method in {"post", "put", "patch"} else {}
+            where = f"{method.upper()} {path}"
+            for role, client in sessions.items():
+                res = getattr(client, method)(url, headers=csrf(client), **kwargs)
+                if rank.index(role) < rank.index(need):
+                    assert res.status_code == 403 and res.json["error"]["code"] == "insufficient_role", where
+                else:
+                    assert res.status_code not in (401, 403) and res.status_code < 500, \
+                        f"{where} as {role} gave {res.status_code}"
+            if method != "get":
+                res = getattr(admin, method)(url, **kwargs)
+                assert res.status_code == 403 and res.json["error"]["code"] == "csrf_failed", where
+            checked += 1
+    assert checked >= 50
