@@ -81,3 +81,20 @@ def test_starttls_and_login_to_the_smtp_server(app, smtp_settings, tmp_path):
         assert app.test_client().post("/api/auth/magic-link", json={"email": "admin@example.com"}).status_code == 202
         _link(smtp)
         assert smtp.inbox.logins == ["mailer"]
+
+
+def test_asking_again_and_again_does_not_flood_the_mailbox(app, smtp_settings):
+    from app.services.magic_links import MAX_LINKS_PER_WINDOW
+
+    admin_client(app)
+    with SmtpServer() as smtp:
+        smtp_settings.smtp_host, smtp_settings.smtp_port = "127.0.0.1", smtp.port
+        for _ in range(MAX_LINKS_PER_WINDOW + 3):
+            res = app.test_client().post("/api/auth/magic-link", json={"email": "admin@example.com"})
+            assert res.status_code == 202
+        wait_for(lambda: len(smtp.inbox.messages), lambda n: n >= MAX_LINKS_PER_WINDOW, timeout=30)
+        from app.extensions import db
+        from app.models import LoginToken
+
+        assert db.session.execute(db.select(db.func.count()).select_from(LoginToken)).scalar() == MAX_LINKS_PER_WINDOW
+    assert len(smtp.inbox.messages) == MAX_LINKS_PER_WINDOW
