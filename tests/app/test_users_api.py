@@ -140,3 +140,34 @@ def test_ledger_rows_of_a_session_carry_the_user(app, api):
         assert res.status_code == 200, res.json
     row = db.session.execute(db.select(UsageRecord)).scalar_one()
     assert row.user_id == user_id and row.api_key_id is None
+
+
+def test_a_signed_in_users_conversation_is_theirs_and_its_turns_are_metered_to_them(app, api, llm, chat_model):
+    """Sessions have no key id: a conversation opened without a user_id belongs to the signed-in user, and
+    the turn's model call is in the ledger under their user_id (streamed or not)."""
+    from app.extensions import db
+    from app.models import UsageRecord
+    from tests.support.fake_llm import Reply
+
+    admin = admin_client(app)
+    operator = user_client(app, admin, "op@example.com", "employee")
+    user_id = operator.get("/api/auth/me").json["data"]["user"]["id"]
+    agent = api.post("/api/agents", json={"name": "helper", "model_id": chat_model["id"]}).json["data"]
+    res = operator.post("/api/conversations", json={"agent_id": agent["id"]}, headers=csrf(operator))
+    assert res.status_code == 201 and res.json["data"]["user_id"] == user_id
+    conversation = res.json["data"]["id"]
+    for stream in (False, True):
+        llm.script(Reply("hello"))
+        said = operator.post(f"/api/conversations/{conversation}/messages", json={"message": "hi", "stream": stream},
+                             headers=csrf(operator))
+        assert said.status_code == 200
+        said.get_data()  # the stream runs to its end
+    from tests.conftest import wait_for
+
+    def ledger():
+        db.session.commit()  # a fresh snapshot each time (the streamed turn writes from its own thread)
+        return db.session.execute(db.select(UsageRecord).where(UsageRecord.conversation_id == conversation)
+                                  ).scalars().all()
+
+    rows = wait_for(ledger, lambda found: len(found) >= 2, timeout=30)
+    assert len(rows) == 2 and {(r.user_id, r.api_key_id) for r in rows} == {(user_id, None)}
