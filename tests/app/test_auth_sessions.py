@@ -336,3 +336,21 @@ def test_every_api_operation_takes_a_session_with_the_roles_of_keys(app):
                 assert res.status_code == 403 and res.json["error"]["code"] == "csrf_failed", where
             checked += 1
     assert checked >= 50
+
+
+def test_long_dead_sessions_are_forgotten_at_the_next_sign_in(app):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    admin = admin_client(app)
+    admin.post("/api/auth/logout", headers=csrf(admin))
+    login(app.test_client(), "admin@example.com")
+    db.session.execute(db.update(UserSession).where(UserSession.revoked_at.is_not(None))
+                       .values(revoked_at=utcnow() - timedelta(days=31)))
+    db.session.commit()
+    assert db.session.execute(db.select(db.func.count()).select_from(UserSession)).scalar() == 2
+    login(app.test_client(), "admin@example.com")
+    db.session.commit()
+    live = db.session.execute(db.select(UserSession)).scalars().all()
+    assert len(live) == 2 and all(s.revoked_at is None for s in live)
