@@ -354,3 +354,16 @@ def test_long_dead_sessions_are_forgotten_at_the_next_sign_in(app):
     db.session.commit()
     live = db.session.execute(db.select(UserSession)).scalars().all()
     assert len(live) == 2 and all(s.revoked_at is None for s in live)
+
+
+def test_a_cross_site_form_cannot_sign_a_browser_in(app):
+    """Login CSRF: a form on another site can post urlencoded or text/plain bodies, never JSON."""
+    import json
+
+    admin_client(app)
+    browser = app.test_client()
+    form = browser.post("/api/auth/login", data={"email": "admin@example.com", "password": PASSWORD})
+    plain = browser.post("/api/auth/login", data=json.dumps({"email": "admin@example.com", "password": PASSWORD}),
+                         content_type="text/plain")
+    assert form.status_code == plain.status_code == 415
+    assert browser.get_cookie("magnet_session") is None
