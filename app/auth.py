@@ -236,7 +236,8 @@ def refresh_cookies(response):
     refresh = g.get("refresh_session_cookies")
     if refresh and not g.get("signed_out"):
         set_session_cookies(response, *refresh)
-    elif g.get("clear_session_cookies") and SESSION_COOKIE not in response.headers.get("Set-Cookie", ""):
+    elif g.get("clear_session_cookies") and not any(  # unless the view just signed the browser in anew
+            cookie.startswith(SESSION_COOKIE + "=") for cookie in response.headers.getlist("Set-Cookie")):
         clear_session_cookies(response)
     return response
 

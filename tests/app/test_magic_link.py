@@ -98,3 +98,16 @@ def test_asking_again_and_again_does_not_flood_the_mailbox(app, smtp_settings):
 
         assert db.session.execute(db.select(db.func.count()).select_from(LoginToken)).scalar() == MAX_LINKS_PER_WINDOW
     assert len(smtp.inbox.messages) == MAX_LINKS_PER_WINDOW
+
+
+def test_a_magic_link_replaces_a_dead_session_cookie(app, smtp_settings):
+    admin_client(app)
+    with SmtpServer() as smtp:
+        smtp_settings.smtp_host, smtp_settings.smtp_port = "127.0.0.1", smtp.port
+        app.test_client().post("/api/auth/magic-link", json={"email": "admin@example.com"})
+        path = _link(smtp)
+    browser = app.test_client()
+    browser.set_cookie("magnet_session", "dead-session-token")
+    assert browser.get(path).status_code == 303
+    assert browser.get_cookie("magnet_session").value != "dead-session-token"
+    assert browser.get("/api/auth/me").status_code == 200
