@@ -367,3 +367,19 @@ def test_a_cross_site_form_cannot_sign_a_browser_in(app):
                          content_type="text/plain")
     assert form.status_code == plain.status_code == 415
     assert browser.get_cookie("magnet_session") is None
+
+
+def test_two_sign_ups_racing_with_one_invitation_make_one_account(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = admin_client(app)
+    token = admin.post("/api/auth/invitations", json={"role": "operator"}, headers=csrf(admin)).json["data"]["token"]
+
+    def attempt(n):
+        return signup(app.test_client(), f"racer{n}@example.com", invitation=token).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(attempt, range(4)))
+    assert statuses == [201, 403, 403, 403]
+    db.session.commit()
+    assert admin.get("/api/users").json["pagination"]["total"] == 2
