@@ -231,6 +231,10 @@ def _register_knowledge_commands():
 
     main.add_command(agents_group)
 
+    from app.cli_users import users_group
+
+    main.add_command(users_group)
+
 
 _register_knowledge_commands()
 

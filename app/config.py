@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.config_auth import AuthSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "runtime"
 # Directory sources may read only under these roots; by default only the demo's sample guides.
@@ -105,6 +107,7 @@ class Config:
     # Agent presence (app.services.agent_presence): idle after this long without activity, offline after that.
     agent_idle_seconds: float = 300
     agent_offline_seconds: float = 3600
+    auth: AuthSettings = field(default_factory=AuthSettings)  # users and sign-in (app/config_auth.py)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -139,6 +142,7 @@ class Config:
             max_running_tasks=_env_int("MAGNET_MAX_RUNNING_TASKS", 4),
             agent_idle_seconds=_env_seconds("MAGNET_AGENT_IDLE_SECONDS", 300),
             agent_offline_seconds=_env_seconds("MAGNET_AGENT_OFFLINE_SECONDS", 3600),
+            auth=AuthSettings.from_env(),
         )
 
     @property

@@ -53,6 +53,16 @@ from app.models.task import PRIORITY_RANK, TASK_PRIORITIES, TASK_STATUSES, Agent
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
+from app.models.user import (
+    WORKSPACE_ID,
+    Invitation,
+    LoginFailure,
+    LoginToken,
+    StoredImage,
+    User,
+    UserSession,
+    Workspace,
+)
 
 __all__ = [
     "AGENT_MESSAGE_TYPES",
@@ -123,5 +133,13 @@ __all__ = [
     "PRIORITY_RANK",
     "TASK_PRIORITIES",
     "TASK_STATUSES",
+    "WORKSPACE_ID",
+    "Invitation",
+    "LoginFailure",
+    "LoginToken",
+    "StoredImage",
+    "User",
+    "UserSession",
+    "Workspace",
     "utcnow",
 ]

@@ -41,6 +41,13 @@ PINNED = {
     ("post", "/api/agents/{agent_id}/heartbeat"): "operator",
     ("post", "/api/agents/{agent_id}/wake"): "operator",
     ("get", "/api/agents/leaderboard"): "viewer",
+    ("post", "/api/auth/signup"): "open",
+    ("post", "/api/auth/login"): "open",
+    ("post", "/api/auth/invitations"): "admin",
+    ("get", "/api/users"): "admin",
+    ("put", "/api/users/{user_id}"): "admin",
+    ("put", "/api/workspace"): "admin",
+    ("get", "/api/workspace"): "viewer",
 }
 
 

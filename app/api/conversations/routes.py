@@ -13,7 +13,7 @@ from app.api.conversations.schemas import (
     MessageListArgs,
     SendMessageSchema,
 )
-from app.auth import current_api_key_id, requires
+from app.auth import current_api_key_id, current_user_id, requires
 from app.services import attachments, conversations, turns
 
 blp = Blueprint("conversations", __name__, url_prefix="/api/conversations", description="Conversations with agents")
@@ -32,8 +32,8 @@ class Conversations(MethodView):
     @blp.arguments(ConversationWriteSchema)
     @blp.response(201, envelope(ConversationSchema))
     def post(self, body):
-        """Open a conversation with an agent"""
-        return ok(conversations.create_conversation(body["agent_id"], body.get("user_id")))
+        """Open a conversation with an agent (signed in without a `user_id`: yours)"""
+        return ok(conversations.create_conversation(body["agent_id"], body.get("user_id") or current_user_id()))
 
 
 @blp.route("/<conversation_id>")
@@ -72,7 +72,8 @@ class ConversationMessages(MethodView):
         """Send a message; the agent's answer, or with `stream: true` an SSE stream of the turn's events"""
         conversation = conversations.get_conversation(conversation_id)
         files = attachments.extract_attachments(body["attachments"])
-        turn = turns.prepare(conversation, body["message"], api_key_id=current_api_key_id(), attachments=files)
+        turn = turns.prepare(conversation, body["message"], api_key_id=current_api_key_id(), attachments=files,
+                              user_id=current_user_id())
         if body["stream"]:
             events = turns.stream(turn, verbosity=body["verbosity"], shape=lambda message: message)
             return Response(events, mimetype="text/event-stream",

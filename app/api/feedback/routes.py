@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from app.api.common import envelope, list_envelope, ok
 from app.api.feedback import schemas as s
-from app.auth import current_api_key_id, requires
+from app.auth import current_actor_id, requires
 from app.services import feedback
 
 blp = Blueprint("feedback", __name__, url_prefix="/api", description="Feedback on answers")
@@ -26,7 +26,7 @@ class MessageFeedback(MethodView):
     def post(self, body, conversation_id, message_id):
         """Rate an answer up or down, with a comment; one per message per key (giving it again replaces it)"""
         return ok(feedback.payload(feedback.give_from_platform(conversation_id, message_id,
-                                                               current_api_key_id(), body)))
+                                                               current_actor_id(), body)))
 
 
 @blp.route("/feedback")

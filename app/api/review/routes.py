@@ -18,7 +18,7 @@ from app.api.review.schemas import (
     ReviewQueueArgs,
     ReviewTaskSchema,
 )
-from app.auth import current_api_key_id, current_role, requires
+from app.auth import current_actor_id, current_role, requires
 from app.services import handoff_accounts, handoff_review
 from app.services.handoff_requests import messages_of
 
@@ -50,7 +50,7 @@ class ClaimTask(MethodView):
     @blp.response(200, envelope(ReviewTaskSchema))
     def post(self, task_id):
         """Claim a PENDING task (-> IN_PROGRESS): one reviewer at a time, 409 if someone has it"""
-        return ok(handoff_review.task_detail(handoff_review.claim(task_id, current_api_key_id())))
+        return ok(handoff_review.task_detail(handoff_review.claim(task_id, current_actor_id())))
 
 
 @blp.route("/review/tasks/<task_id>/release")
@@ -59,7 +59,7 @@ class ReleaseTask(MethodView):
     @blp.response(200, envelope(ReviewTaskSchema))
     def post(self, task_id):
         """Give a claimed task back to the queue (-> PENDING); admins may release anyone's"""
-        task = handoff_review.release(task_id, current_api_key_id(), force=current_role() == "admin")
+        task = handoff_review.release(task_id, current_actor_id(), force=current_role() == "admin")
         return ok(handoff_review.task_detail(task))
 
 
@@ -70,7 +70,7 @@ class CompleteTask(MethodView):
     @blp.response(200, envelope(ReviewTaskSchema))
     def post(self, body, task_id):
         """Complete a task you claimed with its result (-> COMPLETED); the requester is notified"""
-        task = handoff_review.complete(task_id, current_api_key_id(), body["result"])
+        task = handoff_review.complete(task_id, current_actor_id(), body["result"])
         return ok(handoff_review.task_detail(task))
 
 
@@ -87,7 +87,7 @@ class TaskMessages(MethodView):
     @blp.response(201, envelope(ReviewMessageSchema))
     def post(self, body, task_id):
         """Send a message to the requester (it sees it in GET /api/v1/conversation)"""
-        return ok(handoff_review.post_message(task_id, current_api_key_id(), body["content"]))
+        return ok(handoff_review.post_message(task_id, current_actor_id(), body["content"]))
 
 
 @blp.route("/handoff/invitations")
@@ -98,4 +98,4 @@ class Invitations(MethodView):
     def post(self, body):
         """Create a one-use invitation to register a hand-off account (the token is shown once)"""
         return ok(handoff_accounts.create_invitation(body.get("note"), body["expires_in_hours"],
-                                                     current_api_key_id()))
+                                                     current_actor_id()))

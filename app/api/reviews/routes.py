@@ -5,14 +5,14 @@ from flask_smorest import Blueprint
 
 from app.api.common import envelope, list_envelope, ok
 from app.api.reviews import schemas as s
-from app.auth import current_api_key_id, requires
+from app.auth import current_actor_id, requires
 from app.services import eval_runs, reviews
 
 blp = Blueprint("reviews", __name__, url_prefix="/api", description="Human review of evaluation runs")
 
 
 def _reviewer() -> str:
-    return current_api_key_id() or "anonymous"
+    return current_actor_id() or "anonymous"
 
 
 @blp.route("/evaluations/<evaluation_id>/runs/<run_id>/reviews")
