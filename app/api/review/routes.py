@@ -8,8 +8,8 @@ from flask_smorest import Blueprint
 
 from app.api.common import envelope, list_envelope, ok
 from app.api.review.schemas import (
-    InvitationCreateSchema,
-    InvitationSchema,
+    HandoffInvitationCreateSchema,
+    HandoffInvitationSchema,
     QueueItemSchema,
     ReviewCompleteSchema,
     ReviewMessageCreateSchema,
@@ -93,8 +93,8 @@ class TaskMessages(MethodView):
 @blp.route("/handoff/invitations")
 class Invitations(MethodView):
     @requires("admin")
-    @blp.arguments(InvitationCreateSchema)
-    @blp.response(201, envelope(InvitationSchema))
+    @blp.arguments(HandoffInvitationCreateSchema)
+    @blp.response(201, envelope(HandoffInvitationSchema))
     def post(self, body):
         """Create a one-use invitation to register a hand-off account (the token is shown once)"""
         return ok(handoff_accounts.create_invitation(body.get("note"), body["expires_in_hours"],

@@ -80,12 +80,12 @@ class ReviewCompleteSchema(StrictSchema):
     result = fields.String(required=True, validate=validate.Length(min=1, max=50_000))
 
 
-class InvitationCreateSchema(StrictSchema):
+class HandoffInvitationCreateSchema(StrictSchema):
     note = fields.String(allow_none=True, validate=validate.Length(max=500))
     expires_in_hours = fields.Integer(load_default=72, strict=True, validate=validate.Range(min=1, max=24 * 90))
 
 
-class InvitationSchema(Schema):
+class HandoffInvitationSchema(Schema):
     id = fields.String(required=True)
     token = fields.String(required=True, metadata={"description": "Shown this once only"})
     note = fields.String(allow_none=True)
