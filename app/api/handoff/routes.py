@@ -20,16 +20,16 @@ from app.api.handoff.schemas import (
     HandoffConversationArgs,
     HandoffConversationSchema,
     HandoffErrorSchema,
+    HandoffLoggedInSchema,
+    HandoffLoginSchema,
     HandoffMessageCreateSchema,
     HandoffMessageSchema,
+    HandoffRegisteredSchema,
+    HandoffRegisterSchema,
+    HandoffRequestCreateSchema,
+    HandoffRequestListArgs,
+    HandoffRequestListSchema,
     HandoffRequestSchema,
-    LoggedInSchema,
-    LoginSchema,
-    RegisteredSchema,
-    RegisterSchema,
-    RequestCreateSchema,
-    RequestListArgs,
-    RequestListSchema,
     data_of,
 )
 from app.api.openapi import OWN_ERRORS
@@ -86,8 +86,8 @@ def _account():
 
 @blp.route("/agents/register")
 class Register(MethodView):
-    @blp.arguments(RegisterSchema, error_status_code=400)
-    @blp.response(201, data_of(RegisteredSchema))
+    @blp.arguments(HandoffRegisterSchema, error_status_code=400)
+    @blp.response(201, data_of(HandoffRegisteredSchema))
     @contract(400, 403, 409, 413, 415, keyed=False)
     def post(self, body):
         """Register a hand-off account: the key and the webhook secret are shown this once"""
@@ -96,8 +96,8 @@ class Register(MethodView):
 
 @blp.route("/agents/login")
 class Login(MethodView):
-    @blp.arguments(LoginSchema, error_status_code=400)
-    @blp.response(200, data_of(LoggedInSchema))
+    @blp.arguments(HandoffLoginSchema, error_status_code=400)
+    @blp.response(200, data_of(HandoffLoggedInSchema))
     @contract(400, 401, 413, 415, keyed=False)
     def post(self, body):
         """Log in by email (or Telegram user id) and password: issues a NEW key each time"""
@@ -106,7 +106,7 @@ class Login(MethodView):
 
 @blp.route("/request")
 class Requests(MethodView):
-    @blp.arguments(RequestCreateSchema, error_status_code=400)
+    @blp.arguments(HandoffRequestCreateSchema, error_status_code=400)
     @blp.response(201, data_of(HandoffRequestSchema))
     @contract(400, 401, 413, 415, 429)
     def post(self, body):
@@ -126,8 +126,8 @@ class RequestById(MethodView):
 
 @blp.route("/requests")
 class RequestList(MethodView):
-    @blp.arguments(RequestListArgs, location="query", error_status_code=400)
-    @blp.response(200, data_of(RequestListSchema))
+    @blp.arguments(HandoffRequestListArgs, location="query", error_status_code=400)
+    @blp.response(200, data_of(HandoffRequestListSchema))
     @contract(400, 401, 429)
     def get(self, args):
         """The account's requests, newest change first; `since` returns only those created or updated after it"""

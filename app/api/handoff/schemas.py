@@ -11,7 +11,7 @@ from app.models import HANDOFF_STATUSES
 E164 = r"^\+[1-9]\d{6,14}$"
 
 
-class RegisterSchema(StrictSchema):
+class HandoffRegisterSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=50),
                          metadata={"description": "Your agent's name, unique"})
     description = fields.String(allow_none=True, validate=validate.Length(max=500))
@@ -26,7 +26,7 @@ class RegisterSchema(StrictSchema):
                                                         "needed unless registration is open"})
 
 
-class LoginSchema(StrictSchema):
+class HandoffLoginSchema(StrictSchema):
     email = fields.Email(validate=validate.Length(max=320))
     telegram_user_id = fields.String(validate=validate.Regexp(r"^\d{1,20}$"))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
@@ -37,7 +37,7 @@ class LoginSchema(StrictSchema):
             raise ValidationError("Send either email or telegram_user_id, with the password.", "email")
 
 
-class AccountSchema(Schema):
+class HandoffAccountSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     description = fields.String(allow_none=True)
@@ -47,21 +47,21 @@ class AccountSchema(Schema):
     created_at = UtcDateTime(required=True)
 
 
-class RegisteredSchema(Schema):
-    account = fields.Nested(AccountSchema, required=True)
+class HandoffRegisteredSchema(Schema):
+    account = fields.Nested(HandoffAccountSchema, required=True)
     api_key = fields.String(required=True, metadata={"description": "Shown this once only"})
     webhook_secret = fields.String(required=True, metadata={"description": "Signs webhook calls; shown once"})
 
 
-class LoggedInSchema(Schema):
-    account = fields.Nested(AccountSchema, required=True)
+class HandoffLoggedInSchema(Schema):
+    account = fields.Nested(HandoffAccountSchema, required=True)
     api_key = fields.String(required=True, metadata={"description": "A NEW key, issued by this login"})
     new_key = fields.Boolean(required=True)
     revoked_keys = fields.Integer(required=True, metadata={"description": "Oldest keys revoked by the cap"})
     note = fields.String(required=True)
 
 
-class RequestCreateSchema(StrictSchema):
+class HandoffRequestCreateSchema(StrictSchema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     instructions = fields.String(required=True, validate=validate.Length(min=1, max=20_000),
                                  metadata={"description": "What to do; include an 'Owner contact:' block"})
@@ -93,7 +93,7 @@ class HandoffRequestSchema(Schema):
 _STATUS = "(" + "|".join(HANDOFF_STATUSES) + ")"
 
 
-class RequestListArgs(Schema):
+class HandoffRequestListArgs(Schema):
     status = fields.String(validate=validate.Regexp(rf"^{_STATUS}(,{_STATUS})*$",
                                                     error="Use a comma list of " + ", ".join(HANDOFF_STATUSES) + "."),
                            metadata={"description": "Comma-separated: PENDING,IN_PROGRESS,COMPLETED"})
@@ -109,7 +109,7 @@ class RequestListArgs(Schema):
         return data
 
 
-class RequestListSchema(Schema):
+class HandoffRequestListSchema(Schema):
     requests = fields.List(fields.Nested(HandoffRequestSchema), required=True)
     count = fields.Integer(required=True, metadata={"description": "How many match, over every page"})
     page = fields.Integer(required=True)
