@@ -24,6 +24,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     """
     from app import auth, crypto, request_guards
     from app.api import register_blueprints
+    from app.console import register_console
     from app.common.queue import make_queue
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
@@ -45,6 +46,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     api.init_app(app)
     register_error_handlers(app)
     register_blueprints(api, app)
+    register_console(app)
     auth.check_every_route_declares_a_role(app)
     register_tasks(app, make_queue(config))
 
