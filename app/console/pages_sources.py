@@ -11,9 +11,8 @@ from app.console.blueprint import bp
 from app.console.listing import list_args
 from app.extensions import db
 from app.models import SOURCE_TYPES, SyncRun
-from app.services import documents
+from app.services import documents, sync
 from app.services import knowledge_sources as sources
-from app.services import sync
 
 DOCUMENT_STATUSES = ("pending", "indexed", "indexed_with_warnings", "failed", "no_text")
 ACTIVE = ("queued", "running")

@@ -192,3 +192,60 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-sse]"), follow);
   });
 })();
+
+/* Chat with an agent: opens a conversation, then streams each answer (POST …/messages, stream: true). */
+(function () {
+  "use strict";
+  function csrf() {
+    var m = document.cookie.match(/(?:^|;\s*)magnet_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  function post(url, body) {
+    return fetch(url, { method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() } });
+  }
+  function line(log, who, text) {
+    var p = document.createElement("p");
+    p.className = "msg " + who;
+    p.textContent = text;
+    log.appendChild(p);
+    return p;
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.dataset || !form.dataset.chatAgent) return;
+    event.preventDefault();
+    var log = document.getElementById("chat-log"), box = form.elements.message, text = box.value.trim();
+    if (!text) return;
+    box.value = "";
+    line(log, "user", "You: " + text);
+    var answer = line(log, "assistant", "");
+    var opened = form.dataset.conversation ? Promise.resolve(form.dataset.conversation) :
+      post("/api/conversations", { agent_id: form.dataset.chatAgent }).then(function (r) { return r.json(); })
+        .then(function (j) { if (!j.success) throw new Error(j.error.message); form.dataset.conversation = j.data.id; return j.data.id; });
+    opened.then(function (id) {
+      return post("/api/conversations/" + id + "/messages", { message: text, stream: true });
+    }).then(function (res) {
+      if (!res.ok) return res.json().then(function (j) { throw new Error(j.error ? j.error.message : "HTTP " + res.status); });
+      var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var events = buffer.split("\n\n");
+          buffer = events.pop();
+          events.forEach(function (raw) {
+            raw.split("\n").forEach(function (l) {
+              if (l.indexOf("data: ") !== 0 || l === "data: [DONE]") return;
+              var e = JSON.parse(l.slice(6));
+              if (e.event === "text.chunk") answer.textContent += e.delta;
+              if (e.event === "error") { answer.className += " err"; answer.textContent += " " + e.message; }
+            });
+          });
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (err) { answer.className += " err"; answer.textContent = err.message; });
+  });
+})();
