@@ -11,12 +11,13 @@ import hmac
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import g, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 
 from app import auth
 
 CSRF_COOKIE = "magnet_csrf"
 CSRF_HEADER = "X-CSRF-Token"
+_CACHE = "magnet.console_principal"
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Principal:
 
 def current_principal() -> Principal | None:
     """The signed-in user (session cookie) or the API key of this request; None when neither."""
-    if "console_principal" in g:
-        return g.console_principal
+    # Cached on the request (not `g`: an app context, and with it `g`, can outlive one request).
+    if _CACHE in request.environ:
+        return request.environ[_CACHE]
     who = None
     key = auth.presented_key()
     if key:
@@ -43,7 +45,7 @@ def current_principal() -> Principal | None:
         if found is not None:
             who = Principal(role=found.role, display_name=getattr(found, "display_name", "") or "",
                             user_id=getattr(found, "user_id", None), via="session")
-    g.console_principal = who
+    request.environ[_CACHE] = who
     return who
 
 
