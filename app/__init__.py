@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     app.before_request(auth.authenticate)
     app.before_request(request_guards.refuse_unstorable_text)
     app.before_request(request_guards.refuse_undeclared_input)
+    app.after_request(auth.refresh_cookies)
     if web_process:
         from app.vectordb import hold_embedded_chroma
 

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.config_auth import AuthSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "runtime"
 # Directory sources may read only under these roots; by default only the demo's sample guides.
@@ -88,6 +90,7 @@ class Config:
     redis_timeout_seconds: float = 5
     db_connect_timeout_seconds: float = 5
     db_statement_timeout_seconds: float = 60  # PostgreSQL only
+    auth: AuthSettings = field(default_factory=AuthSettings)  # users and sign-in (app/config_auth.py)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -111,6 +114,7 @@ class Config:
             redis_timeout_seconds=_env_seconds("MAGNET_REDIS_TIMEOUT_SECONDS", 5),
             db_connect_timeout_seconds=_env_seconds("MAGNET_DB_CONNECT_TIMEOUT_SECONDS", 5),
             db_statement_timeout_seconds=_env_seconds("MAGNET_DB_STATEMENT_TIMEOUT_SECONDS", 60),
+            auth=AuthSettings.from_env(),
         )
 
     @property

@@ -10,6 +10,9 @@ from app.auth import OPEN_ENDPOINTS
 
 RESOURCES = (
     "health",
+    "auth",
+    "users",
+    "workspace",
     "keys",
     "models",
     "prompt_templates",
@@ -36,6 +39,9 @@ def register_blueprints(api: Api, app: Flask) -> None:
         module = import_module(f"app.api.{name}.routes")
         api.register_blueprint(module.blp)
     _serve_swagger_assets(app)
+    from app.api.auth import magic_page
+
+    magic_page.register(app)
 
 
 def _serve_swagger_assets(app: Flask) -> None:

@@ -34,6 +34,16 @@ from app.models.prompt_template import TEMPLATE_TYPES, PromptTemplate, PromptTem
 from app.models.tools import ANSWER_MODES, RagTool, RetrievalTool, Trace
 from app.models.uploads import Blob, SourceUpload
 from app.models.usage import UsageRecord
+from app.models.user import (
+    WORKSPACE_ID,
+    Invitation,
+    LoginFailure,
+    LoginToken,
+    StoredImage,
+    User,
+    UserSession,
+    Workspace,
+)
 
 __all__ = [
     "PeriodicClaim",
@@ -77,5 +87,13 @@ __all__ = [
     "EMBEDDING_CACHE",
     "SourceUpload",
     "UsageRecord",
+    "WORKSPACE_ID",
+    "Invitation",
+    "LoginFailure",
+    "LoginToken",
+    "StoredImage",
+    "User",
+    "UserSession",
+    "Workspace",
     "utcnow",
 ]

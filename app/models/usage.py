@@ -26,6 +26,8 @@ class UsageRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     api_key_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # The signed-in user a call was made for (a browser session has no key id).
+    user_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # Filled from the metering context (app.services.usage.metering): the conversation and app
     # integration a call was made for, so per-conversation analytics and daily credit limits are one query.
     conversation_id: Mapped[str | None] = mapped_column(String(40), index=True)

@@ -61,6 +61,7 @@ class PreparedTurn:
     api_key_id: str | None = None
     integration_id: str | None = None
     attachments: list[dict] = field(default_factory=list)  # those sent with this message, as shown
+    user_id: str | None = None  # the signed-in user who sent it (None for a key or an integration)
     # Held from `prepare` to the end of `execute`: one turn at a time per conversation, or two answers
     # would be written from the same memory and interleave.
     lease: Lease | None = field(default=None, compare=False, repr=False)
@@ -75,7 +76,8 @@ class TurnFailed(Exception):
 
 
 def prepare(conversation: Conversation, content: str, *, api_key_id: str | None = None,
-            integration_id: str | None = None, attachments: list | None = None) -> PreparedTurn:
+            integration_id: str | None = None, attachments: list | None = None,
+            user_id: str | None = None) -> PreparedTurn:
     """Check the turn can run and save the user's message (and its attachments' text)."""
     agent = agents.get_agent(conversation.agent_id)
     if agent.status == "inactive":
@@ -91,7 +93,7 @@ def prepare(conversation: Conversation, content: str, *, api_key_id: str | None 
     shown = [{"filename": a.filename, "content_type": a.content_type, "size_bytes": a.size_bytes,
               "tokens": a.tokens} for a in attachments or []]
     return PreparedTurn(conversation.id, agent.id, user_message_id, new_id("msg"), content, api_key_id,
-                        integration_id, shown, lease)
+                        integration_id, shown, user_id, lease)
 
 
 def _save_user_message(conversation: Conversation, content: str, attachments: list) -> str:
@@ -126,7 +128,7 @@ def execute(turn: PreparedTurn, emit: Callable[[dict], None]) -> tuple[dict[str,
     result (which also has the passages the turn saw), or raises TurnFailed."""
     tally, started = Tally(), time.monotonic()
     with metering(conversation_id=turn.conversation_id, integration_id=turn.integration_id,
-                  api_key_id=turn.api_key_id, tally=tally):
+                  api_key_id=turn.api_key_id, user_id=turn.user_id, tally=tally):
         try:
             try:
                 request = _turn_input(turn)

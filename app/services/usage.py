@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
+from app.auth import current_user_id
 from app.common.usage import Usage  # re-exported: services record it with record_usage
 from app.extensions import db
 from app.models import LlmModel, UsageRecord
@@ -39,6 +40,7 @@ class MeteringContext:
     conversation_id: str | None = None
     integration_id: str | None = None
     api_key_id: str | None = None
+    user_id: str | None = None  # a signed-in user's calls (a browser session has no key)
     tally: Tally | None = field(default=None, compare=False)
 
 
@@ -102,6 +104,7 @@ def record_usage(
         cost=cost_of(model, usage),
         latency_ms=latency_ms,
         api_key_id=api_key_id or context.api_key_id,
+        user_id=context.user_id or current_user_id(),
         conversation_id=context.conversation_id,
         integration_id=context.integration_id,
         details=details or {},

@@ -23,6 +23,13 @@ PINNED = {
     ("put", "/api/integrations/{integration_id}"): "admin",
     ("delete", "/api/integrations/{integration_id}"): "admin",
     ("post", "/api/integrations/{integration_id}/rotate-key"): "admin",
+    ("post", "/api/auth/signup"): "open",
+    ("post", "/api/auth/login"): "open",
+    ("post", "/api/auth/invitations"): "admin",
+    ("get", "/api/users"): "admin",
+    ("put", "/api/users/{user_id}"): "admin",
+    ("put", "/api/workspace"): "admin",
+    ("get", "/api/workspace"): "viewer",
 }
 
 

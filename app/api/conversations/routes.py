@@ -13,7 +13,7 @@ from app.api.conversations.schemas import (
     MessageListArgs,
     SendMessageSchema,
 )
-from app.auth import current_api_key_id, requires
+from app.auth import current_api_key_id, current_user_id, requires
 from app.services import attachments, conversations, turns
 
 blp = Blueprint("conversations", __name__, url_prefix="/api/conversations", description="Conversations with agents")
@@ -72,7 +72,8 @@ class ConversationMessages(MethodView):
         """Send a message; the agent's answer, or with `stream: true` an SSE stream of the turn's events"""
         conversation = conversations.get_conversation(conversation_id)
         files = attachments.extract_attachments(body["attachments"])
-        turn = turns.prepare(conversation, body["message"], api_key_id=current_api_key_id(), attachments=files)
+        turn = turns.prepare(conversation, body["message"], api_key_id=current_api_key_id(), attachments=files,
+                              user_id=current_user_id())
         if body["stream"]:
             events = turns.stream(turn, verbosity=body["verbosity"], shape=lambda message: message)
             return Response(events, mimetype="text/event-stream",
