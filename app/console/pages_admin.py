@@ -7,7 +7,8 @@ from app.console.access import page
 from app.console.blueprint import bp
 from app.console.charts import bar_chart
 from app.console.listing import list_args
-from app.services import api_keys, usage_stats
+from app.models import ROLES
+from app.services import api_keys, usage_stats, users
 
 DEFAULT_DAYS = 30
 
@@ -40,4 +41,6 @@ def usage_page():
 def access_admin():
     """API keys (create, shown once; revoke) and users."""
     keys = api_keys.list_keys({**list_args(), "include_revoked": False})
-    return render_template("console/access.html", section="Keys and users", keys=keys)
+    people = users.list_users(list_args())
+    return render_template("console/access.html", section="Keys and users", keys=keys, users=people,
+                           roles=ROLES)

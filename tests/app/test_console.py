@@ -5,6 +5,7 @@ import re
 import pytest
 
 from app.console import CSP
+from tests.app.users_support import csrf, signup
 
 PAGES = ["/", "/sources", "/playground", "/evaluations", "/agents", "/usage"]
 
@@ -33,9 +34,37 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, path):
 
 
 def test_sign_in_keeps_the_next_page_on_this_site_only(client):
-    assert 'data-then="/sources"' in client.get("/sign-in?next=/sources").text
-    assert 'data-then="/"' in client.get("/sign-in?next=//evil.example/x").text
-    assert 'data-then="/"' in client.get("/sign-in?next=https://evil.example/").text
+    for page in ("/sign-in", "/sign-up"):
+        assert 'data-then="/sources"' in client.get(f"{page}?next=/sources", follow_redirects=True).text
+        assert 'data-then="/"' in client.get(f"{page}?next=//evil.example/x", follow_redirects=True).text
+        assert 'data-then="/"' in client.get(f"{page}?next=https://evil.example/", follow_redirects=True).text
+
+
+def test_before_the_first_account_sign_in_offers_sign_up(app, client):
+    res = client.get("/sign-in?next=/sources")
+    assert res.status_code == 302 and res.headers["Location"].startswith("/sign-up")
+    assert "first account becomes the administrator" in client.get("/sign-up").text
+    assert signup(app.test_client(), "first@example.com").status_code == 201
+    assert 'id="signin-form"' in client.get("/sign-in").text
+
+
+def test_a_signed_in_user_sees_pages_and_writes_need_the_csrf_token(app, make_key):
+    browser = app.test_client()
+    assert signup(browser, "ada@example.com", name="Ada").status_code == 201
+    home = browser.get("/")
+    assert home.status_code == 200 and "Ada" in home.text and "admin" in home.text
+    assert browser.get("/sign-in").status_code == 302  # already signed in: goes on
+    form = {"tool": "rag:rag_x", "query": "q"}
+    assert browser.post("/playground/ask", data=form).status_code == 403
+    assert browser.post("/playground/ask", data=form, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    ok = browser.post("/playground/ask", data=form, headers=csrf(browser))
+    assert ok.status_code == 200 and "does not exist" in ok.text
+    ok = browser.post("/playground/ask", data={**form, "csrf_token": csrf(browser)["X-CSRF-Token"]})
+    assert ok.status_code == 200
+    # the JSON API the console's forms post to: the same rule
+    body = {"name": "files", "type": "file"}
+    assert browser.post("/api/knowledge-sources", json=body).status_code == 403
+    assert browser.post("/api/knowledge-sources", json=body, headers=csrf(browser)).status_code == 201
 
 
 def test_every_console_page_declares_its_role(app):
