@@ -244,12 +244,17 @@ def test_a_viewer_cannot_start_a_sync(server, driver, pdf_source, shots):
     assert api(server, "GET", f"/api/knowledge-sources/{pdf_source['id']}/syncs").json()["pagination"]["total"] == syncs_before
 
 
-def test_pages_fit_a_phone_width_screen(server, driver, shots):
+def test_pages_fit_a_phone_width_screen(server, driver, admin, shots):
     driver.set_window_size(390, 844)
     try:
+        for page in ("/", "/sources", "/evaluations", "/playground"):
+            driver.get(server["base"] + page)
+            wide = driver.execute_script(
+                "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
+                "window.innerWidth + 1 && !e.closest('.table-wrap') && e.offsetParent !== null).map(e => e.tagName + "
+                "'#' + e.id + '.' + e.className).slice(0, 5)")
+            assert driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 1, (page, wide)
         driver.get(server["base"] + "/")
-        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1
         shots(driver, "home-phone")
     finally:
         driver.set_window_size(1280, 900)
