@@ -24,8 +24,8 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     """
     from app import auth, crypto, request_guards
     from app.api import register_blueprints
-    from app.console import register_console
     from app.common.queue import make_queue
+    from app.console import register_console
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
     from app.jobs import register_tasks

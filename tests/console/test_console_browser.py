@@ -141,7 +141,7 @@ def test_first_user_signs_up_and_lands_on_home(server, driver, admin, shots):
     assert admin["landed"].rstrip("/") == server["base"]
     assert "Ada Admin" in css(driver, "#whoami").text and "admin" in css(driver, "#whoami").text
     assert css(driver, "#health-status").text in ("ok", "degraded")
-    shots(driver, "home")
+    shots(driver, "home-first-visit")
 
 
 def test_uploaded_pdf_is_synced_and_indexed(server, driver, pdf_source, shots):
@@ -172,6 +172,7 @@ def test_playground_answers_with_citations_that_open_their_passage(server, drive
     assert "dense" in css(driver, "#column-a .scores").text
     assert css(driver, "#column-a .timings").text  # the stage timings
     assert "dense" in css(driver, "#column-b-h").text
+    driver.execute_script("window.scrollTo(0, 0)")
     shots(driver, "playground")
 
 
@@ -201,6 +202,7 @@ def test_import_cases_run_an_evaluation_and_compare_two_runs(server, driver, rag
     assert len(driver.find_elements("css selector", "#case-results tbody tr")) == len(CASES)
     css(driver, "#case-results details summary").click()  # drill down into a case's retrieved passages
     assert "bank_statement.pdf" in css(driver, "#case-results details").text
+    driver.execute_script("window.scrollTo(0, 0)")
     shots(driver, "evaluation-run")
 
     driver.get(evaluation_url)
@@ -245,6 +247,9 @@ def test_a_viewer_cannot_start_a_sync(server, driver, pdf_source, shots):
 
 
 def test_pages_fit_a_phone_width_screen(server, driver, admin, shots):
+    driver.get(server["base"] + "/")  # after the flows above: syncs, runs and usage to show
+    assert css(driver, "#syncs-h") and "statements" in css(driver, "#content").text
+    shots(driver, "home")
     driver.set_window_size(390, 844)
     try:
         for page in ("/", "/sources", "/evaluations", "/playground"):
