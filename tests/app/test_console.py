@@ -155,3 +155,14 @@ def test_sync_progress_streams_until_the_run_ends(client, keys, api, file_source
     assert 'data-document="faq.txt"' in page and "indexed" in page
     failed = _get(client, f"/sources/{sid}?status=failed", keys["viewer"]).text
     assert 'data-document="faq.txt"' not in failed
+
+
+def test_agent_page_offers_chat_and_edit_to_operators_only(client, keys, api):
+    res = api.post("/api/agents", json={"name": "helper", "system_prompt": "Be brief."})
+    assert res.status_code == 201, res.json
+    path = f"/agents/{res.json['data']['id']}"
+    operator = _get(client, path, keys["operator"]).text
+    assert 'id="chat-form"' in operator and 'data-api="/api/agents/' in operator
+    viewer = _get(client, path, keys["viewer"]).text
+    assert 'id="chat-form"' not in viewer and _write_actions(viewer) == []
+    assert "Be brief." in viewer
