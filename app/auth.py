@@ -183,9 +183,9 @@ def _load_session(*, require: bool) -> bool:
         return False
     found = sessions.lookup(token)
     if found is None:
+        g.clear_session_cookies = True  # the browser may forget the dead cookies
         if require:
             raise Unauthorized("The session has expired or was ended; sign in again.", code="invalid_session")
-        g.clear_session_cookies = True
         return False
     session, user, slid = found
     if request.method not in SAFE_METHODS and not getattr(view_handler(current_app, request.endpoint,
@@ -236,7 +236,8 @@ def refresh_cookies(response):
     refresh = g.get("refresh_session_cookies")
     if refresh and not g.get("signed_out"):
         set_session_cookies(response, *refresh)
-    elif g.get("clear_session_cookies") and SESSION_COOKIE not in response.headers.get("Set-Cookie", ""):
+    elif g.get("clear_session_cookies") and not any(  # unless the view just signed the browser in anew
+            cookie.startswith(SESSION_COOKIE + "=") for cookie in response.headers.getlist("Set-Cookie")):
         clear_session_cookies(response)
     return response
 

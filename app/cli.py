@@ -227,6 +227,9 @@ def _register_knowledge_commands():
     main.add_command(sources_group)
     main.add_command(ingest_command)
     main.add_command(eval_group)
+    from app.cli_users import users_group
+
+    main.add_command(users_group)
 
 
 _register_knowledge_commands()

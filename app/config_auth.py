@@ -27,6 +27,7 @@ class AuthSettings:
     smtp_password: str | None = None
     smtp_from: str = "magnet@localhost"
     smtp_starttls: bool = False
+    smtp_ca_file: str | None = None  # a private CA to trust for STARTTLS (default: the system's)
     smtp_timeout_seconds: float = 10
     max_image_bytes: int = 2 * 1024 * 1024
     max_preferences_bytes: int = 16 * 1024
@@ -50,6 +51,7 @@ class AuthSettings:
             smtp_password=_env("MAGNET_SMTP_PASSWORD"),
             smtp_from=_env("MAGNET_SMTP_FROM", cls.smtp_from) or cls.smtp_from,
             smtp_starttls=_env("MAGNET_SMTP_STARTTLS", "0") == "1",
+            smtp_ca_file=_env("MAGNET_SMTP_CA_FILE"),
             smtp_timeout_seconds=_env_seconds("MAGNET_SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds),
             max_image_bytes=_env_int("MAGNET_MAX_IMAGE_BYTES", cls.max_image_bytes),
             max_preferences_bytes=_env_int("MAGNET_MAX_PREFERENCES_BYTES", cls.max_preferences_bytes),

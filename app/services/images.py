@@ -13,14 +13,15 @@ from app.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, Validati
 from app.extensions import db
 from app.models import StoredImage
 
+CONTENT_TYPE = "image/webp"
 ACCEPTED_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 # Far above any avatar or logo, far below what would exhaust memory when decoded (a "decompression bomb").
 MAX_PIXELS = 4096 * 4096
 
 
 def reencode(data: bytes, *, max_bytes: int, max_side: int) -> tuple[bytes, str]:
-    """The image re-encoded (PNG when it has transparency or few colours, else WebP), no larger than
-    `max_side` on either side, with its EXIF orientation applied and every piece of metadata dropped."""
+    """The image re-encoded as WebP (one type to serve; it keeps transparency), no larger than `max_side`
+    on either side, with its EXIF orientation applied and every piece of metadata dropped."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"The image is {len(data)} bytes; the limit is {max_bytes}.",
                               details={"limit_bytes": max_bytes, "size_bytes": len(data)})
@@ -32,19 +33,8 @@ def reencode(data: bytes, *, max_bytes: int, max_side: int) -> tuple[bytes, str]
     # A new image from the pixels alone: nothing of the original's info (exif, icc, xmp, comments) survives.
     clean = Image.frombytes(image.mode, image.size, image.tobytes())
     out = io.BytesIO()
-    if keep_alpha or _format_of(data) in ("PNG", "GIF", "BMP"):
-        clean.save(out, format="PNG", optimize=True)
-        return out.getvalue(), "image/png"
     clean.save(out, format="WEBP", quality=85)
-    return out.getvalue(), "image/webp"
-
-
-def _format_of(data: bytes) -> str | None:
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            return probe.format
-    except (UnidentifiedImageError, OSError):
-        return None
+    return out.getvalue(), CONTENT_TYPE
 
 
 def _decode(data: bytes) -> Image.Image:

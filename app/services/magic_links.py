@@ -22,6 +22,8 @@ from app.services import sessions, users
 from app.services.sessions import SignedIn, token_hash
 
 log = logging.getLogger(__name__)
+# Links one address may be sent within the sign-in throttle's window (MAGNET_LOGIN_WINDOW_SECONDS).
+MAX_LINKS_PER_WINDOW = 5
 INVALID_LINK = "This sign-in link is not valid (used, expired or unknown); ask for a new one."
 
 
@@ -34,12 +36,21 @@ def request_link(email: str) -> None:
     if not settings.smtp_host:
         log.warning("magic link asked for, but no SMTP server is configured (MAGNET_SMTP_HOST)")
         return
+    if _recent_links(user.id, settings) >= MAX_LINKS_PER_WINDOW:
+        log.info("sign-in link not sent: %s asked for %s in the window", user.id, MAX_LINKS_PER_WINDOW)
+        return  # no mailbox flooding; the answer stays the same
     token = sessions.new_token()
     db.session.add(LoginToken(user_id=user.id, token_hash=token_hash(token),
                               expires_at=utcnow() + timedelta(minutes=settings.magic_link_ttl_minutes)))
     db.session.commit()
     message = _message(settings, user, f"{settings.public_url}/auth/magic/{token}")
     threading.Thread(target=_send, args=(settings, message), name="magic-link-mail", daemon=True).start()
+
+
+def _recent_links(user_id: str, settings) -> int:
+    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
+    return db.session.execute(db.select(db.func.count()).select_from(LoginToken).where(
+        LoginToken.user_id == user_id, LoginToken.created_at > since)).scalar_one()
 
 
 def _message(settings, user: User, link: str) -> EmailMessage:
@@ -57,7 +68,7 @@ def _send(settings, message: EmailMessage) -> None:
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds) as smtp:
             if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=settings.smtp_ca_file))
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             smtp.send_message(message)

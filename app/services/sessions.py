@@ -19,6 +19,7 @@ from app.models import User, UserSession, utcnow
 
 # Sliding the expiry on every request would turn every read into a write; a minute is precise enough.
 _SLIDE_RESOLUTION = timedelta(minutes=1)
+_KEEP_DEAD = timedelta(days=30)
 
 
 def token_hash(token: str) -> str:
@@ -52,6 +53,7 @@ def start_session(user: User, *, ip: str | None = None, user_agent: str | None =
                           user_agent=(user_agent or "")[:300] or None)
     user.last_login_at = now
     db.session.add(session)
+    _prune(now)
     db.session.commit()
     return SignedIn(session, token, user)
 
@@ -94,3 +96,14 @@ def end_user_sessions(user_id: str, *, keep: str | None = None, commit: bool = T
     if commit:
         db.session.commit()
     return count
+
+
+def _prune(now) -> None:
+    """Forget sessions and sign-in links dead for a while (each sign-in does a little housekeeping, so no
+    job is needed); the recent ones stay as a trail."""
+    from app.models import LoginToken
+
+    cutoff = now - _KEEP_DEAD
+    db.session.execute(db.delete(UserSession).where(UserSession.expires_at < cutoff))
+    db.session.execute(db.delete(UserSession).where(UserSession.revoked_at < cutoff))
+    db.session.execute(db.delete(LoginToken).where(LoginToken.expires_at < cutoff))

@@ -13,7 +13,7 @@ from sqlalchemy import func
 from app.common.pagination import paginate
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
-from app.models import ROLES, Invitation, User, utcnow
+from app.models import ROLES, WORKSPACE_ID, Invitation, User, Workspace, utcnow
 from app.services import passwords, sessions
 from app.services.sessions import SignedIn, token_hash
 
@@ -79,6 +79,10 @@ def signup(email: str, password: str, name: str, *, invitation: str | None = Non
 
     email = normalise_email(email)
     check_password_strength(password)
+    # Sign-ups take turns on the workspace row (PostgreSQL: FOR UPDATE), so two people signing up on an
+    # empty database cannot both become its first admin.
+    workspace.get_workspace()
+    db.session.execute(db.select(Workspace).where(Workspace.id == WORKSPACE_ID).with_for_update())
     if count_users() == 0:
         role, invite = "admin", None
     elif invitation:

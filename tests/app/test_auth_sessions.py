@@ -216,3 +216,154 @@ def test_password_change_needs_the_current_one_and_ends_other_sessions(app):
     assert other.get("/api/auth/me").status_code == 401
     assert admin.get("/api/auth/me").status_code == 200
     assert login(app.test_client(), "admin@example.com", "a new long one").status_code == 200
+
+
+def test_pages_outside_api_see_the_session_without_requiring_it_and_check_csrf(app):
+    """The console's pages (outside /api) call current_principal(): loaded when signed in, None otherwise
+    (the page redirects itself); their writes need the CSRF token too, as a form field."""
+    from flask import jsonify
+
+    from app import create_app
+    from app.auth import csrf_exempt, current_principal
+
+    pages = create_app(app.extensions["magnet.config"])
+
+    @pages.route("/whoami", methods=["GET", "POST"])
+    def whoami():
+        principal = current_principal()
+        return jsonify(user_id=principal.user_id if principal else None, role=principal.role if principal else None)
+
+    @pages.route("/sign-in-form", methods=["POST"])
+    @csrf_exempt
+    def sign_in_form():
+        return jsonify(ok=True)
+
+    try:
+        anonymous = pages.test_client()
+        assert anonymous.get("/whoami").json == {"user_id": None, "role": None}
+        browser = pages.test_client()
+        user = signup(browser, "admin@example.com").json["data"]["user"]
+        assert browser.get("/whoami").json == {"user_id": user["id"], "role": "admin"}
+        refused = browser.post("/whoami", data={"x": "1"})
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "csrf_failed"
+        token = browser.get_cookie("magnet_csrf").value
+        assert browser.post("/whoami", data={"csrf_token": token}).json["user_id"] == user["id"]
+        assert browser.post("/sign-in-form", data={}).status_code == 200
+        # A dead session cookie on a page: no principal, and the cookies are cleared.
+        browser.post("/api/auth/logout", headers={"X-CSRF-Token": token})
+        stale = pages.test_client()
+        stale.set_cookie("magnet_session", "no-such-session")
+        res = stale.get("/whoami")
+        assert res.json["user_id"] is None and stale.get_cookie("magnet_session") is None
+    finally:
+        with pages.app_context():
+            db.engine.dispose()
+
+
+def test_sessions_expire_and_the_expiry_slides_with_use(app):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    admin = admin_client(app)
+    session = db.session.execute(db.select(UserSession)).scalar_one()
+    soon = utcnow() + timedelta(minutes=5)
+    session.last_seen_at, session.expires_at = utcnow() - timedelta(minutes=2), soon
+    db.session.commit()
+    res = admin.get("/api/auth/me")
+    assert res.status_code == 200
+    assert any(c.startswith("magnet_session=") for c in res.headers.getlist("Set-Cookie"))  # cookie renewed
+    db.session.refresh(session)
+    assert session.expires_at > soon + timedelta(days=13)
+    session.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    res = admin.get("/api/auth/me")
+    assert res.status_code == 401 and res.json["error"]["code"] == "invalid_session"
+
+
+def test_an_invitation_for_one_address_or_past_its_expiry_is_refused(app):
+    from app.models import Invitation, utcnow
+
+    admin = admin_client(app)
+    invite = admin.post("/api/auth/invitations", json={"role": "guest", "email": "Bob@Example.com"},
+                        headers=csrf(admin)).json["data"]
+    assert invite["role"] == "viewer" and invite["email"] == "bob@example.com"
+    other = signup(app.test_client(), "mallory@example.com", invitation=invite["token"])
+    assert other.status_code == 403 and other.json["error"]["code"] == "invalid_invitation"
+    expiring = admin.post("/api/auth/invitations", json={}, headers=csrf(admin)).json["data"]
+    db.session.execute(db.update(Invitation).where(Invitation.id == expiring["id"]).values(expires_at=utcnow()))
+    db.session.commit()
+    late = signup(app.test_client(), "late@example.com", invitation=expiring["token"])
+    assert late.status_code == 403 and late.json["error"]["code"] == "invalid_invitation"
+    assert signup(app.test_client(), "bob@example.com", invitation=invite["token"]).status_code == 201
+    # A failed sign-up left no account behind.
+    assert login(app.test_client(), "mallory@example.com").status_code == 401
+
+
+def test_every_api_operation_takes_a_session_with_the_roles_of_keys(app):
+    """The role matrix (tests/app/test_role_matrix.py) again, signed in instead of with keys: a weaker
+    user's session is 403 insufficient_role, a strong enough one passes, and every write without the
+    CSRF token is 403 csrf_failed."""
+    import re
+
+    rank = ["viewer", "operator", "admin"]
+    admin = admin_client(app)
+    sessions = {"admin": admin, "viewer": user_client(app, admin, "v@example.com", "viewer"),
+                "operator": user_client(app, admin, "o@example.com", "operator")}
+    spec = app.test_client().get("/api/openapi.json").json
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            need = op["x-required-role"]
+            if need == "open":
+                continue
+            if (method, path) == ("post", "/api/auth/logout"):
+                continue  # it would end the session the walk uses; tested on its own above
+            url = re.sub(r"\{[^}]+\}", "unknown_id", path)
+            kwargs = {"json": {}} if method in {"post", "put", "patch"} else {}
+            where = f"{method.upper()} {path}"
+            for role, client in sessions.items():
+                res = getattr(client, method)(url, headers=csrf(client), **kwargs)
+                if rank.index(role) < rank.index(need):
+                    assert res.status_code == 403 and res.json["error"]["code"] == "insufficient_role", where
+                else:
+                    assert res.status_code not in (401, 403) and res.status_code < 500, \
+                        f"{where} as {role} gave {res.status_code}"
+            if method != "get":
+                res = getattr(admin, method)(url, **kwargs)
+                assert res.status_code == 403 and res.json["error"]["code"] == "csrf_failed", where
+            checked += 1
+    assert checked >= 50
+
+
+def test_long_dead_sessions_are_forgotten_at_the_next_sign_in(app):
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    admin = admin_client(app)
+    admin.post("/api/auth/logout", headers=csrf(admin))
+    login(app.test_client(), "admin@example.com")
+    db.session.execute(db.update(UserSession).where(UserSession.revoked_at.is_not(None))
+                       .values(revoked_at=utcnow() - timedelta(days=31)))
+    db.session.commit()
+    assert db.session.execute(db.select(db.func.count()).select_from(UserSession)).scalar() == 2
+    login(app.test_client(), "admin@example.com")
+    db.session.commit()
+    live = db.session.execute(db.select(UserSession)).scalars().all()
+    assert len(live) == 2 and all(s.revoked_at is None for s in live)
+
+
+def test_a_cross_site_form_cannot_sign_a_browser_in(app):
+    """Login CSRF: a form on another site can post urlencoded or text/plain bodies, never JSON."""
+    import json
+
+    admin_client(app)
+    browser = app.test_client()
+    form = browser.post("/api/auth/login", data={"email": "admin@example.com", "password": PASSWORD})
+    plain = browser.post("/api/auth/login", data=json.dumps({"email": "admin@example.com", "password": PASSWORD}),
+                         content_type="text/plain")
+    assert form.status_code == plain.status_code == 415
+    assert browser.get_cookie("magnet_session") is None

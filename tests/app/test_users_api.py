@@ -61,13 +61,13 @@ def test_avatar_refuses_what_is_not_an_image_and_what_is_too_big(app):
     assert admin.get(f"/api/users/{me['id']}/avatar").status_code == 404
 
 
-def test_a_transparent_png_stays_png(app):
+def test_a_transparent_png_keeps_its_transparency(app):
     admin = admin_client(app)
     out = io.BytesIO()
     Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(out, format="PNG")
     res = _upload(admin, "/api/users/me/avatar", out.getvalue(), filename="a.png")
     served = admin.get(res.json["data"]["avatar_url"])
-    assert served.mimetype == "image/png" and Image.open(io.BytesIO(served.data)).mode == "RGBA"
+    assert served.mimetype == "image/webp" and Image.open(io.BytesIO(served.data)).mode == "RGBA"
 
 
 def test_preferences_are_per_user_and_size_limited(app):
@@ -122,20 +122,52 @@ def test_workspace_admin_writes_everyone_reads(app):
     assert _upload(viewer, "/api/workspace/logo", _jpeg_with_exif()).status_code == 403
 
 
-def test_ledger_rows_of_a_session_carry_the_user(app):
+def test_ledger_rows_of_a_session_carry_the_user(app, api):
+    """A metered call made with a session (an API tool's test call to a real local server) is written to the
+    usage ledger with the user's id, as a key's call is with the key's id."""
     from app.extensions import db
     from app.models import UsageRecord
-    from app.services.usage import Usage, record_usage
+    from tests.app.test_api_tools_api import create
+    from tests.app.test_outbound import EchoServer
 
     admin = admin_client(app)
-    user_id = admin.get("/api/auth/me").json["data"]["user"]["id"]
-    # A request made with the session: the ledger row written while it runs names the user.
-    with app.test_request_context("/api/agents"):
-        from flask import g
-
-        from app.auth import Principal
-
-        g.principal = Principal(role="admin", display_name="Ada", user_id=user_id, session_id="sess_x")
-        record_usage(entity_type="rag_tool", entity_id="rag_x", operation="chat", model=None, usage=Usage())
+    operator = user_client(app, admin, "op@example.com", "employee")
+    user_id = operator.get("/api/auth/me").json["data"]["user"]["id"]
+    with EchoServer() as echo:
+        tool = create(api, echo)
+        res = operator.post(f"/api/api-tools/{tool['id']}/test", json={"input": {"city": "Oslo", "units": "metric"}},
+                            headers=csrf(operator))
+        assert res.status_code == 200, res.json
     row = db.session.execute(db.select(UsageRecord)).scalar_one()
     assert row.user_id == user_id and row.api_key_id is None
+
+
+def test_a_signed_in_users_conversation_is_theirs_and_its_turns_are_metered_to_them(app, api, llm, chat_model):
+    """Sessions have no key id: a conversation opened without a user_id belongs to the signed-in user, and
+    the turn's model call is in the ledger under their user_id (streamed or not)."""
+    from app.extensions import db
+    from app.models import UsageRecord
+    from tests.support.fake_llm import Reply
+
+    admin = admin_client(app)
+    operator = user_client(app, admin, "op@example.com", "employee")
+    user_id = operator.get("/api/auth/me").json["data"]["user"]["id"]
+    agent = api.post("/api/agents", json={"name": "helper", "model_id": chat_model["id"]}).json["data"]
+    res = operator.post("/api/conversations", json={"agent_id": agent["id"]}, headers=csrf(operator))
+    assert res.status_code == 201 and res.json["data"]["user_id"] == user_id
+    conversation = res.json["data"]["id"]
+    for stream in (False, True):
+        llm.script(Reply("hello"))
+        said = operator.post(f"/api/conversations/{conversation}/messages", json={"message": "hi", "stream": stream},
+                             headers=csrf(operator))
+        assert said.status_code == 200
+        said.get_data()  # the stream runs to its end
+    from tests.conftest import wait_for
+
+    def ledger():
+        db.session.commit()  # a fresh snapshot each time (the streamed turn writes from its own thread)
+        return db.session.execute(db.select(UsageRecord).where(UsageRecord.conversation_id == conversation)
+                                  ).scalars().all()
+
+    rows = wait_for(ledger, lambda found: len(found) >= 2, timeout=30)
+    assert len(rows) == 2 and {(r.user_id, r.api_key_id) for r in rows} == {(user_id, None)}

@@ -6,11 +6,12 @@ from app.services.users import ROLE_CHOICES
 
 # argon2 hashes any length, but a megabyte password would only cost the server time.
 PASSWORD = validate.Length(min=1, max=1024)
+NEW_PASSWORD = validate.Length(min=10, max=1024)  # app.services.passwords.MIN_PASSWORD_LENGTH
 
 
 class SignupSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    password = fields.String(required=True, validate=PASSWORD, load_only=True,
+    password = fields.String(required=True, validate=NEW_PASSWORD, load_only=True,
                              metadata={"description": "At least 10 characters"})
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     invitation = fields.String(validate=validate.Length(min=1, max=200), load_only=True,
@@ -29,7 +30,7 @@ class MagicLinkSchema(StrictSchema):
 
 class PasswordChangeSchema(StrictSchema):
     current_password = fields.String(required=True, validate=PASSWORD, load_only=True)
-    new_password = fields.String(required=True, validate=PASSWORD, load_only=True)
+    new_password = fields.String(required=True, validate=NEW_PASSWORD, load_only=True)
 
 
 class SignedInSchema(Schema):

@@ -32,8 +32,8 @@ class Conversations(MethodView):
     @blp.arguments(ConversationWriteSchema)
     @blp.response(201, envelope(ConversationSchema))
     def post(self, body):
-        """Open a conversation with an agent"""
-        return ok(conversations.create_conversation(body["agent_id"], body.get("user_id")))
+        """Open a conversation with an agent (signed in without a `user_id`: yours)"""
+        return ok(conversations.create_conversation(body["agent_id"], body.get("user_id") or current_user_id()))
 
 
 @blp.route("/<conversation_id>")

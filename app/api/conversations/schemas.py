@@ -131,7 +131,8 @@ class ConversationDetailSchema(ConversationSchema):
 class ConversationWriteSchema(StrictSchema):
     agent_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
     user_id = fields.String(allow_none=True, validate=validate.Length(max=200),
-                            metadata={"description": "Your application's user, to find their conversations"})
+                            metadata={"description": "Your application's user, to find their conversations "
+                                                    "(default for a signed-in user: their id)"})
 
 
 class SendMessageSchema(StrictSchema):

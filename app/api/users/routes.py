@@ -76,9 +76,9 @@ class MyAvatar(MethodView):
 @blp.route("/<user_id>/avatar")
 class Avatar(MethodView):
     @requires("viewer")
-    @blp.response(200, IMAGE_RESPONSE, content_type="image/png", description="image/png or image/webp")
+    @blp.response(200, IMAGE_RESPONSE, content_type="image/webp")
     def get(self, user_id):
-        """A user's avatar (PNG or WebP)"""
+        """A user's avatar (WebP)"""
         return image_response(users.avatar(user_id))
 
 

@@ -32,9 +32,9 @@ class Workspace(MethodView):
 @blp.route("/logo")
 class Logo(MethodView):
     @requires("viewer")
-    @blp.response(200, IMAGE_RESPONSE, content_type="image/png", description="image/png or image/webp")
+    @blp.response(200, IMAGE_RESPONSE, content_type="image/webp")
     def get(self):
-        """The workspace's logo (PNG or WebP)"""
+        """The workspace's logo (WebP)"""
         return image_response(workspace.logo())
 
     @requires("admin")
