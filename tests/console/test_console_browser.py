@@ -263,3 +263,11 @@ def test_pages_fit_a_phone_width_screen(server, driver, admin, shots):
         shots(driver, "home-phone")
     finally:
         driver.set_window_size(1280, 900)
+
+
+def test_nothing_was_refused_by_the_content_security_policy(driver, admin):
+    """After every flow above: no script, style or request was blocked (htmx included), no script error."""
+    problems = [entry["message"] for entry in driver.get_log("browser")
+                if "Content Security Policy" in entry["message"] or entry["level"] == "SEVERE"
+                and "favicon" not in entry["message"] and "403" not in entry["message"]]
+    assert problems == []
