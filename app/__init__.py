@@ -25,6 +25,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     from app import auth, crypto, rate_limits, request_guards
     from app.api import register_blueprints
     from app.common.queue import make_queue
+    from app.console import register_console
     from app.errors import register_error_handlers
     from app.extensions import api, db, migrate
     from app.jobs import register_tasks
@@ -45,6 +46,7 @@ def create_app(config: Config | None = None, *, web_process: bool = False) -> Ma
     api.init_app(app)
     register_error_handlers(app)
     register_blueprints(api, app)
+    register_console(app)
     auth.check_every_route_declares_a_role(app)
     register_tasks(app, make_queue(config))
 

@@ -56,6 +56,7 @@ def serve_command(host: str, port: int, workers: int, threads: int):
     base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"Magnet is starting on {base}  (API docs: {base}/api/docs)")
+    click.echo(f"Console: {base}/  (sign in; the first account to sign up becomes the admin)")
     if key:
         click.echo(f"Admin API key: {key}   (kept in {key_file}, mode 0600)")
         click.echo(f"Try:  curl -H 'X-API-Key: {key}' {base}/api/status")

@@ -22,8 +22,16 @@ CLUSTER = os.environ.get("MAGNET_TEST_CLUSTER") == "1"
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need a real server: without MAGNET_TEST_POSTGRES_URL they are deselected
     (not skipped: .ci/run starts PostgreSQL and runs them in a second pass). Tests marked `cluster` start a
-    whole cluster: they run only with MAGNET_TEST_CLUSTER=1 (.ci/run's last pass)."""
+    whole cluster: they run only with MAGNET_TEST_CLUSTER=1 (.ci/run's last pass). Tests marked `browser`
+    need Debian's chromium and chromium-driver: deselected where they are missing, unless
+    MAGNET_REQUIRE_BROWSER=1 (.ci/run installs them and sets it), where a missing browser fails."""
+    from tests.console.browser import REQUIRED, browser_present
+
+    browser = REQUIRED or browser_present()
+
     def wanted(item) -> bool:
+        if "browser" in item.keywords and not browser:
+            return False  # no Chromium here; CI sets MAGNET_REQUIRE_BROWSER=1, where it must be there
         if "cluster" in item.keywords:
             return CLUSTER and bool(POSTGRES_URL)
         return bool(POSTGRES_URL) or "postgres" not in item.keywords

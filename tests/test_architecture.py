@@ -18,10 +18,10 @@ FORBIDDEN = {
 }
 # app/<layer> may not import these modules (or anything under them).
 UPWARD = {
-    "app/common": {"app.api", "app.services", "app.runtime", "app.jobs", "app.cli", "app.auth"},
-    "app/models": {"app.api", "app.services", "app.runtime", "app.jobs", "app.cli"},
-    "app/runtime": {"app.api", "app.services", "app.jobs", "app.cli"},
-    "app/services": {"app.api", "app.jobs", "app.cli"},
+    "app/common": {"app.api", "app.services", "app.runtime", "app.jobs", "app.cli", "app.auth", "app.console"},
+    "app/models": {"app.api", "app.services", "app.runtime", "app.jobs", "app.cli", "app.console"},
+    "app/runtime": {"app.api", "app.services", "app.jobs", "app.cli", "app.console"},
+    "app/services": {"app.api", "app.jobs", "app.cli", "app.console"},
 }
 
 

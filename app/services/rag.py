@@ -74,8 +74,11 @@ def _enrich(hits) -> list[dict]:
     return results
 
 
-def retrieve(run: QueryRun, *, top_k: int | None, filters: dict | None) -> None:
-    result, settings = retrieval.search(run.tool, run.query, top_k=top_k, filters=filters, api_key_id=run.api_key_id)
+def retrieve(run: QueryRun, *, top_k: int | None, filters: dict | None, overrides: dict | None = None) -> None:
+    """Search the tool's indexes; `overrides` (mode, fusion, ...) replace its stored retrieval settings for
+    this query only (the console's playground compares settings with them)."""
+    result, settings = retrieval.search(run.tool, run.query, top_k=top_k, filters=filters, overrides=overrides,
+                                        api_key_id=run.api_key_id)
     run.results = _enrich(result.hits)
     run.latency_ms.update({f"retrieval_{k}": round(v, 2) for k, v in result.timings_ms.items()})
     run.spans.append({
