@@ -10,7 +10,7 @@ from pathlib import Path
 
 # The figures plotted (names as in bench/scale.py's rows): the ones the targets are about.
 PLOTTED = (
-    "sync s per 1k chunks", "unchanged re-sync s per 1k documents", "web peak RSS", "worker peak RSS",
+    "sync CPU s per 1k chunks", "unchanged re-sync CPU s per 1k documents", "web peak RSS, default settings", "worker peak RSS",
     "search dense p50", "search lexical p50", "search hybrid p50", "search hybrid+filter p50",
     "list documents last page (offset)", "list documents last page (cursor)", "disk per chunk: database",
     "disk per chunk: chroma",
