@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select, tuple_
 
@@ -92,16 +93,24 @@ def decode_cursor(cursor: str, args: dict, column) -> tuple[int, object, str]:
     if kind is datetime:
         try:
             value = datetime.fromisoformat(value)
-        except (TypeError, ValueError):
+            if value.tzinfo is None:  # the columns hold aware UTC times (app.models.base.UtcDateTime)
+                raise ValueError("naive")
+            value = value.astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):
             raise bad("not a cursor") from None
-        if value.tzinfo is None:  # the columns hold aware UTC times (app.models.base.UtcDateTime)
-            raise bad("not a cursor")
     elif kind is str:
         if not _text(value):
             raise bad("not a cursor")
-    elif not isinstance(value, int | float) or isinstance(value, bool):
+    elif not _number(value):
         raise bad("not a cursor")
     return page, value, row_id
+
+
+def _number(value) -> bool:
+    # Beyond 64 bits or not finite, a database refuses the parameter (a 500) instead of comparing it.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -2**63 <= value < 2**63 and math.isfinite(value)
 
 
 def _text(value) -> bool:

@@ -90,6 +90,11 @@ def test_cursor_of_a_tampered_value_type_is_422_not_500(api):
         raw = json.dumps({"p": 2, "s": "created_at", "o": "desc", "v": value, "i": "key_x"}).encode()
         res = api.get(f"/api/keys?cursor={base64.urlsafe_b64encode(raw).decode()}")
         assert res.status_code == 422, (value, res.json)
+    for value in (10**30, float("nan")):  # a numeric sort column (prompt template versions) gets these
+        raw = json.dumps({"p": 2, "s": "ordinal", "o": "asc", "v": value, "i": "x"}).encode()
+        assert _number_cursor_status(raw) == 422
+    raw = json.dumps({"p": 2, "s": "created_at", "o": "desc", "v": "0001-01-01T00:00:00+14:00", "i": "k"}).encode()
+    assert api.get(f"/api/keys?cursor={base64.urlsafe_b64encode(raw).decode()}").status_code == 422
     raw = json.dumps({"p": 2, "s": "name", "o": "asc", "v": "a\u0000b", "i": "key_x"}).encode()
     assert api.get(f"/api/keys?sort=name&order=asc&cursor={base64.urlsafe_b64encode(raw).decode()}").status_code == 422
 
@@ -151,3 +156,19 @@ def test_documents_cursor_page_is_an_index_range_scan(api, app):
             plan = " | ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
             assert "Sort" not in plan, plan
     assert "ix_documents_source_created" in plan, plan
+
+
+def _number_cursor_status(raw: bytes) -> int:
+    """The status a cursor gets on a list sorted by an integer column, checked at the decoder the lists use."""
+    import base64
+
+    from app.common.pagination import decode_cursor
+    from app.errors import ValidationFailed
+    from app.models import EvaluationCase
+
+    try:
+        decode_cursor(base64.urlsafe_b64encode(raw).decode(), {"sort": "ordinal", "order": "asc"},
+                      EvaluationCase.ordinal)
+    except ValidationFailed as exc:
+        return exc.status
+    return 200
