@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -329,20 +330,33 @@ def rows(result: dict) -> list[tuple[str, float, str]]:
 
 def report(results: list[dict]) -> str:
     base = {name: value for name, value, _ in rows(results[0])}
-    header = f"{'figure':<42}" + "".join(f"{r['size']:>12}{'ratio':>8}" for r in results)
+    header = f"{"figure":<48}" + "".join(f"{r['size']:>12}{'ratio':>8}" for r in results)
     lines = [header, "-" * len(header)]
     table = [dict((name, (v, unit)) for name, v, unit in rows(r)) for r in results]
     for name, _, unit in rows(results[0]):
-        line = f"{name + (f' ({unit})' if unit else ''):<42}"
+        line = f"{name + (f' ({unit})' if unit else ''):<48}"
         for t in table:
             value = t.get(name, (None, ""))[0]
             ratio = value / base[name] if value is not None and base[name] else None
             line += (f"{value:>12.3f}" if value is not None else f"{'-':>12}") + (
                 f"{ratio:>7.2f}x" if ratio is not None else f"{'-':>8}")
         lines.append(line)
+    if results[-1]["chunks"] < SIZES["1m"]:  # the 1m size not run: extrapolate the last two sizes' slope
+        lines[0] += f"{'1m PROJECTED':>14}"
+        lines[1] = "-" * len(lines[0])
+        (n0, t0), (n1, t1) = [(r["chunks"], tab) for r, tab in zip(results[-2:], table[-2:], strict=True)]
+        for i, (name, _, _) in enumerate(rows(results[0]), start=2):
+            v0, v1 = t0.get(name, (None,))[0], t1.get(name, (None,))[0]
+            lines[i] += f"{project(v0, v1, n0, n1):>14.3f}" if v0 and v1 else f"{'-':>14}"
     counts = "; ".join(f"{r['size']}: {r['documents']} documents, {r['chunks']} chunks, bench {r['bench_seconds']:.0f} s"
                        for r in results)
     return "\n".join(lines + ["", counts])
+
+
+def project(v0: float, v1: float, n0: int, n1: int, n: int = 1_000_000) -> float:
+    """``v1`` carried to ``n`` chunks along the log-log line through (n0, v0) and (n1, v1)."""
+    slope = math.log(v1 / v0) / math.log(n1 / n0)
+    return v1 * (n / n1) ** slope
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,9 +366,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / ".work" / "scale")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in the data dir)")
     parser.add_argument("--chroma-url", default=None, help="a Chroma server (default: embedded Chroma)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="print the table and write the plot of an earlier run's results JSON; measure nothing")
     parser.add_argument("--exact-max", type=int, default=200_000,
                         help="time exact dense search (a full snapshot) only up to this many chunks")
     args = parser.parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        print(report(results))
+        from bench.scale_plot import write_svg
+
+        write_svg(results, rows, ROOT / "bench" / "scale.svg")
+        return 0
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     for size in sizes:  # 10k, 100k, 1m; any other NNk works too (e.g. 2k for a smoke run)
         if size not in SIZES and size[:-1].isdigit() and size[-1] in "km":
