@@ -330,7 +330,7 @@ def rows(result: dict) -> list[tuple[str, float, str]]:
 
 def report(results: list[dict]) -> str:
     base = {name: value for name, value, _ in rows(results[0])}
-    header = f"{"figure":<48}" + "".join(f"{r['size']:>12}{'ratio':>8}" for r in results)
+    header = f"{'figure':<48}" + "".join(f"{r['size']:>12}{'ratio':>8}" for r in results)
     lines = [header, "-" * len(header)]
     table = [dict((name, (v, unit)) for name, v, unit in rows(r)) for r in results]
     for name, _, unit in rows(results[0]):
