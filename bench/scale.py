@@ -281,9 +281,12 @@ def disk(state: dict, args) -> dict:
 
 def in_child(fn, *fn_args):
     """Run ``fn`` in a fresh spawned process, so its peak RSS is its own."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
         return pool.apply(fn, fn_args)
+    finally:  # close + join, not the context manager's terminate(), which leaks the pool's semaphore
+        pool.close()
+        pool.join()
 
 
 def measure(size: str, args) -> dict:
