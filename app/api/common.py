@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from app.common.pagination import MAX_LIMIT, MAX_PAGE
+from app.common.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_PAGE
 
 
 class UtcDateTime(fields.DateTime):
@@ -49,6 +49,10 @@ class PaginationSchema(Schema):
     page = fields.Integer(required=True)
     limit = fields.Integer(required=True)
     total = fields.Integer(required=True)
+    next_cursor = fields.String(allow_none=True, metadata={
+        "description": "Pass as `cursor` for the next page (keyset paging: constant time at any depth, never "
+                       "skips or repeats rows when others are inserted); null on the last page, and on lists "
+                       "sorted by a column that can be empty"})
 
 
 class MessageSchema(Schema):
@@ -99,6 +103,9 @@ def list_args(*sort_fields: str, extra: dict[str, fields.Field] | None = None, n
             validate=validate.OneOf(sortable, error="sort must be one of: {choices}"),
         ),
         "order": fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc"))),
+        "cursor": fields.String(validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH), metadata={
+            "description": "`pagination.next_cursor` of the previous page (same sort and order): the rows after "
+                           "it, in constant time at any depth; wins over `page`"}),
     }
     spec.update(extra or {})
     return Schema.from_dict(spec, name=name)

@@ -169,10 +169,18 @@ def record(result: dict) -> dict:
             "metadata": {k: v for k, v in metadata.items() if v is not None}}
 
 
+_STREAM_BATCH = 1000
+
+
 def _document_ids(tool, conditions: list[Condition], logical: str) -> list[str]:
-    """The ids of the tool's documents whose own fields satisfy the conditions."""
+    """The ids of the tool's documents whose own fields satisfy the conditions.
+
+    The conditions are Dify's (contains, start with, ...) on fields SQL stores differently, so they are
+    checked here, row by row: the rows are streamed in batches, never all held at once (a source can
+    have hundreds of thousands of documents; bench/scale.py)."""
     rows = db.session.execute(select(Document.id, Document.external_id, Document.name, Document.title)
-                              .where(Document.source_id.in_(tool.knowledge_source_ids))).all()
+                              .where(Document.source_id.in_(tool.knowledge_source_ids))
+                              .execution_options(yield_per=_STREAM_BATCH))
     join = all if logical == "and" else any
     matching = []
     for row in rows:

@@ -9,7 +9,8 @@ vectors a brute-force matrix product is faster than an HNSW query anyway. :meth:
 returns every row of the collection (ids, unit vectors, texts, metadata) from a process-wide cache. Each
 write through a store stamps the collection's metadata with a fresh version token, and a snapshot is
 reused only while the token (one cheap ``get_collection`` call) and the count are unchanged, so writes
-from another process (a sync worker) invalidate it too.
+from another process (a sync worker) invalidate it too. The count is taken once per version stamp:
+Chroma counts by scanning, which would make every search linear in the collection's size.
 """
 from __future__ import annotations
 
@@ -164,6 +165,31 @@ class _SnapshotCache:
 
 SNAPSHOTS = _SnapshotCache(SNAPSHOT_CACHE_ROWS)
 
+# Chroma's count() scans the collection: linear in its size (0.9 ms at 10k rows, 11 ms at 150k, ~70 ms
+# at 1M on a 2-core machine; bench/scale.py), and every search asks for it to choose exact or HNSW
+# search. The version stamp changes with every write through a store, so one count per stamp suffices.
+_COUNTS: OrderedDict[tuple, int] = OrderedDict()
+_COUNTS_LOCK = threading.Lock()
+_COUNTS_KEPT = 1024
+
+
+def _count_at_version(collection, version: str | None) -> int:
+    """``collection.count()``, remembered per (collection id, version stamp); a collection never written
+    through a store (no stamp) is counted every time."""
+    if version is None:
+        return collection.count()
+    key = (str(collection.id), version)
+    with _COUNTS_LOCK:
+        if key in _COUNTS:
+            _COUNTS.move_to_end(key)
+            return _COUNTS[key]
+    count = collection.count()
+    with _COUNTS_LOCK:
+        _COUNTS[key] = count
+        while len(_COUNTS) > _COUNTS_KEPT:
+            _COUNTS.popitem(last=False)
+    return count
+
 
 class ChromaVectorStore:
     """The :class:`~knowledge.types.VectorStore` protocol on one Chroma collection.
@@ -278,7 +304,8 @@ class ChromaVectorStore:
             self._collection = None
             current = self._col()
         self._collection = current  # also picks up a collection recreated by another process
-        return (str(current.id), (current.metadata or {}).get(VERSION_KEY), current.count())
+        version = (current.metadata or {}).get(VERSION_KEY)
+        return (str(current.id), version, _count_at_version(current, version))
 
     def snapshot(self, max_rows: int | None = None) -> Snapshot | None:
         """Every row of the collection, cached in memory until the collection changes (see module docs).

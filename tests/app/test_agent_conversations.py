@@ -80,7 +80,7 @@ def test_multi_turn_tool_using_conversation_is_remembered_cited_and_metered(api,
     assert detail["messages"][1]["tool_calls"][0]["status"] == "ok"
     page = api.get(f"/api/conversations/{conversation['id']}/messages",
                    query_string={"limit": 1, "page": 2, "order": "asc", "role": "assistant"}).json
-    assert page["pagination"] == {"page": 2, "limit": 1, "total": 2}
+    assert page["pagination"] == {"page": 2, "limit": 1, "total": 2, "next_cursor": None}
     assert [m["content"] for m in page["data"]] == ["You asked about refunds."]
     assert api.get("/api/conversations/conv_nope/messages").status_code == 404
 

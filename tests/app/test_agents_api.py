@@ -169,7 +169,7 @@ def test_list_filters_by_status_and_sorts(api, models):
     api.post("/api/agents", json=agent_body(name="gamma", status="inactive"))
     res = api.get("/api/agents?sort=name&order=asc")
     assert [a["name"] for a in res.json["data"]] == ["alpha", "beta", "gamma"]
-    assert res.json["pagination"] == {"page": 1, "limit": 20, "total": 3}
+    assert res.json["pagination"] == {"page": 1, "limit": 20, "total": 3, "next_cursor": None}
     assert [a["name"] for a in api.get("/api/agents?status=draft").json["data"]] == ["alpha"]
     assert api.get("/api/agents?sort=temperature").status_code == 422
     assert api.get("/api/agents?status=archived").status_code == 422

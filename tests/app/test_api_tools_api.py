@@ -185,7 +185,7 @@ def test_list_filters_and_sorts(api, echo):
     create(api, echo, name="a-tool", method="POST")
     res = api.get("/api/api-tools?sort=name&order=asc")
     assert [t["name"] for t in res.json["data"]] == ["a-tool", "b-tool"]
-    assert res.json["pagination"] == {"page": 1, "limit": 20, "total": 2}
+    assert res.json["pagination"] == {"page": 1, "limit": 20, "total": 2, "next_cursor": None}
     assert [t["name"] for t in api.get("/api/api-tools?method=POST").json["data"]] == ["a-tool"]
 
 

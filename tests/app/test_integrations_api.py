@@ -65,7 +65,7 @@ def test_create_shows_the_key_once_and_stores_only_its_hash(api, agent_id):
     listed = api.get("/api/integrations")
     assert key not in listed.get_data(as_text=True)
     assert [i["id"] for i in listed.json["data"]] == [data["id"]]
-    assert listed.json["pagination"] == {"page": 1, "limit": 20, "total": 1}
+    assert listed.json["pagination"] == {"page": 1, "limit": 20, "total": 1, "next_cursor": None}
 
 
 def test_list_filters_by_agent_and_active_state(api, agent_id):
