@@ -81,6 +81,8 @@ def page(role: str):
                 return render_template("console/error.html", status=401,
                                        message="Sign in to do this."), 401
             if not auth.role_allows(who.role, role):
+                if request.path == "/" and request.method == "GET" and auth.role_allows(who.role, "reviewer"):
+                    return redirect(url_for("console.review"))  # a reviewer's home is the review queue
                 return render_template("console/error.html", status=403,
                                        message=f"This page needs the '{role}' role; you have '{who.role}'."), 403
             if request.method not in ("GET", "HEAD") and who.via == "session" and not csrf_ok():

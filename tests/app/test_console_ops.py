@@ -55,6 +55,9 @@ def test_the_review_nav_entry_shows_only_to_roles_that_can_use_it(client, keys):
     reviewer = _get(client, "/review", keys["reviewer"]).text
     assert 'id="nav-review"' in reviewer and 'href="/sources"' not in reviewer  # only what it can open
     assert _get(client, "/sources", keys["reviewer"]).status_code == 403
+    home = _get(client, "/", keys["reviewer"])  # a reviewer's home is the queue
+    assert home.status_code == 302 and home.headers["Location"] == "/review"
+    assert _get(client, "/", keys["viewer"]).status_code == 200
 
 
 def test_a_contract_handoff_request_shows_in_the_queue_and_its_page(client, keys, handoff, api):
