@@ -21,7 +21,9 @@ def register_console(app: Flask) -> None:
         pages_evals,
         pages_home,
         pages_playground,
+        pages_review,
         pages_sources,
+        pages_swarms,
     )
     from app.console.blueprint import bp
 

@@ -1,6 +1,7 @@
 """Who is looking at a console page, and what they may do there: the API's roles, applied to pages.
 
-A page declares its least role with `@page("viewer" | "operator" | "admin")`, like an API route. Nobody
+A page declares its least role with `@page("viewer" | "operator" | "admin" | "reviewer")`, like an API
+route (`reviewer` is a side role: reviewers, operators and admins pass, viewers do not; auth.role_allows). Nobody
 signed in: a redirect to the sign-in page. A role too low: a 403 page. A cookie-authenticated request
 that changes something must carry the CSRF token (header `X-CSRF-Token` or form field `csrf_token`,
 equal to the `magnet_csrf` cookie); a request with an API key carries no ambient credential and needs none.
@@ -67,7 +68,7 @@ def csrf_ok() -> bool:
 
 def page(role: str):
     """Declare the least role of a console page (and enforce it, and CSRF on writes)."""
-    if role not in ("viewer", "operator", "admin"):
+    if role not in ("viewer", "operator", "admin", "reviewer"):
         raise ValueError(f"unknown role {role!r}")
 
     def decorator(view):
@@ -80,6 +81,8 @@ def page(role: str):
                 return render_template("console/error.html", status=401,
                                        message="Sign in to do this."), 401
             if not auth.role_allows(who.role, role):
+                if request.path == "/" and request.method == "GET" and auth.role_allows(who.role, "reviewer"):
+                    return redirect(url_for("console.review"))  # a reviewer's home is the review queue
                 return render_template("console/error.html", status=403,
                                        message=f"This page needs the '{role}' role; you have '{who.role}'."), 403
             if request.method not in ("GET", "HEAD") and who.via == "session" and not csrf_ok():

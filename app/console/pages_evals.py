@@ -8,7 +8,7 @@ from app.api.evaluations.schemas import EvaluationRunSchema
 from app.console.access import page
 from app.console.blueprint import bp
 from app.console.listing import list_args
-from app.services import eval_results, eval_runs, evaluations, tools
+from app.services import eval_results, eval_runs, evaluations, reviews, tools
 from evaluations import report_html
 from evaluations.reports import _metric_names
 
@@ -81,7 +81,8 @@ def eval_run(evaluation_id, run_id):
     return render_template("console/eval_run.html", section="Evaluations", evaluation=found, run=run,
                            run_dict=run_dict, sections=sections, names=names, which=which, metric=metric,
                            below=below, filters=CASE_FILTERS, shown=_filtered(results, which, metric, below),
-                           total=len(results), others=others)
+                           total=len(results), others=others,
+                           review=reviews.run_summary(run) if run.status not in ACTIVE else None)
 
 
 @bp.get("/evaluations/<evaluation_id>/runs/<run_id>/progress")

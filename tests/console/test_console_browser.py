@@ -265,6 +265,46 @@ def test_pages_fit_a_phone_width_screen(server, driver, admin, shots):
         driver.set_window_size(1280, 900)
 
 
+def test_a_reviewer_claims_and_completes_a_handoff_request(server, driver, admin, shots):
+    """An outside agent asks for a human through /api/v1; a reviewer (invited, signed in) lands on the queue,
+    opens the request, claims it and completes it with a result, which the agent then reads."""
+    invitation = api(server, "POST", "/api/handoff/invitations", json={}).json()["data"]["token"]
+    account = requests.post(server["base"] + "/api/v1/agents/register", timeout=30, json={
+        "name": "scout", "description": "A research agent", "email": "scout@example.com", "phone": "+14155550123",
+        "password": "s3cret!", "invitation": invitation})
+    assert account.status_code == 201, account.text
+    agent = {"Authorization": f"Bearer {account.json()['data']['api_key']}"}
+    made = requests.post(server["base"] + "/api/v1/request", headers=agent, timeout=30, json={
+        "title": "Call the venue", "instructions": "Ask whether the hall is free on Friday.", "objective": "A yes or no"})
+    assert made.status_code == 201, made.text
+    request_id = made.json()["data"]["id"]
+    token = api(server, "POST", "/api/auth/invitations", json={"role": "reviewer"}).json()["data"]["token"]
+
+    driver.delete_all_cookies()  # whoever the flows above left signed in
+    driver.get(f"{server['base']}/signup?invitation={token}")
+    fill(driver, "#name", "Rita Reviewer")
+    fill(driver, "#email", "rita@example.com")
+    fill(driver, "#password", PASSWORD)
+    css(driver, "#signup-form button[type=submit]").click()
+    wait(driver, lambda d: d.current_url.endswith("/review"))  # a reviewer's home is the queue
+    assert "reviewer" in css(driver, "#whoami").text
+    assert not driver.find_elements("css selector", "header a[href='/sources']")
+    row = css(driver, f'[data-review-item="{request_id}"]')
+    assert "Call the venue" in row.text and "no_owner_contact" in row.text
+    shots(driver, "review-queue")
+    row.find_element("css selector", "a").click()
+    wait(driver, visible("#claim-task")).click()
+    wait(driver, visible("#complete-form"))
+    assert css(driver, "#task-status").text == "IN_PROGRESS"
+    fill(driver, "#t-result", "Yes: the hall is free on Friday.")
+    css(driver, "#complete-form button[type=submit]").click()
+    wait(driver, lambda d: css(d, "#task-status").text == "COMPLETED")
+    assert "Yes: the hall is free on Friday." in css(driver, "#task-result").text
+    shots(driver, "review-task")
+    done = requests.get(f"{server['base']}/api/v1/request/{request_id}", headers=agent, timeout=30).json()["data"]
+    assert done["status"] == "COMPLETED" and done["result"] == "Yes: the hall is free on Friday."
+
+
 def test_nothing_was_refused_by_the_content_security_policy(driver, admin):
     """After every flow above: no script, style or request was blocked (htmx included), no script error."""
     problems = [entry["message"] for entry in driver.get_log("browser")

@@ -86,6 +86,8 @@
       });
     } else if (method !== "DELETE") {
       body = jsonBody(form);
+      /* data-wrap="notes": the fields are one item of a list, sent as {"notes": [fields]} */
+      if (form.dataset.wrap) { var wrapped = {}; wrapped[form.dataset.wrap] = [body]; body = wrapped; }
     }
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
     var button = form.querySelector("[type=submit]");
