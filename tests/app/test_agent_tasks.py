@@ -269,7 +269,8 @@ def test_task_crud_filters_and_roles(api, make_key, chat_model):
     assert titles("status=assigned&sort=priority_rank&order=desc") == ["second", "first"]
     assert titles(f"since={second['created_at']}") == ["second"]
     page = api.get("/api/tasks?limit=1&page=2&order=asc").json
-    assert [t["title"] for t in page["data"]] == ["second"] and page["pagination"] == {"page": 2, "limit": 1, "total": 2}
+    assert [t["title"] for t in page["data"]] == ["second"] and page["pagination"] == {"page": 2, "limit": 1, "total": 2,
+                                                                                             "next_cursor": None}
 
     viewer, operator = make_key("viewer"), make_key("operator")
     assert api.get("/api/tasks", key=viewer).status_code == 200

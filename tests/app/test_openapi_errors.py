@@ -44,7 +44,9 @@ def _validator(spec, ref: str):
 
 def _own_shape(path: str) -> str:
     """The contracts with an error shape of their own: app integrations, and human hand-off."""
-    return "#/components/schemas/AppError" if path == "/api/v1/messages" else "#/components/schemas/HandoffError"
+    # The app messages contract (/api/v1/messages and its feedback) and the hand-off contract each have theirs.
+    app_contract = path == "/api/v1/messages" or path.startswith("/api/v1/messages/")
+    return "#/components/schemas/AppError" if app_contract else "#/components/schemas/HandoffError"
 
 
 def test_every_error_response_of_every_operation_is_the_real_envelope(spec):
