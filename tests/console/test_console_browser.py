@@ -64,9 +64,12 @@ def shots(tmp_path_factory):
 
 
 def wait(driver, condition, timeout: float = 60):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    # A page that reloads (after a form's action) detaches the element a condition just found: look again.
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def css(driver, selector):
