@@ -95,7 +95,9 @@ def test_a_contract_handoff_request_shows_in_the_queue_and_its_page(client, keys
 
 
 def test_the_agent_page_shows_its_tasks_memory_messages_and_presence(client, keys, api):
-    scout = _agent(api, "scout")
+    # Paused, so that its task stays pending: the suite's job consumer (session-wide once any test has used
+    # it) would otherwise run the task before the page is read.
+    scout = _agent(api, "scout", status="inactive")
     _agent(api, "writer")
     task = api.post("/api/tasks", json={"agent_id": scout["id"], "title": "Summarise the week",
                                         "instructions": "Summarise what changed.", "priority": "high"})
