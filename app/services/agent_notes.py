@@ -167,10 +167,16 @@ def _validate(notes: list[dict]) -> None:
 # -- the search index ----------------------------------------------------------------------------------
 
 def _embedder_and_model():
+    """The default embedding model and its embedder. Without a usable one it is a 409: the request is
+    fine, the installation's configuration cannot serve it (an admin sets another default model)."""
     model = llm_models.default_model("embedding")
     if model is None:
-        raise ValidationFailed("Agent memory needs a default embedding model; none is configured.",
-                               code="no_default_model")
+        raise Conflict("Agent memory needs a default embedding model; none is configured.",
+                       code="no_default_model")
+    if not engine.can_embed(model):
+        raise Conflict(f"Agent memory embeds with the default embedding model, {model.name}, whose provider "
+                       f"{model.provider} Magnet cannot embed with yet; make a local model the default.",
+                       code="embedding_model_unusable", details={"model_id": model.id})
     return engine.embedder_for(model), model
 
 

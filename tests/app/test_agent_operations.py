@@ -90,6 +90,25 @@ def test_a_remembered_note_is_recalled_and_in_the_prompt_of_a_later_conversation
         ("acme-colour", "agent", "put"), ("office-hours", "api", "put")}
 
 
+def test_recall_without_a_usable_embedding_model_is_a_409_not_a_client_error(api, chat_model):
+    agent = _agent(api, chat_model, "forgetful")
+    builtin = next(m["id"] for m in api.get("/api/models?kind=embedding").json["data"] if m["is_default"])
+    remote = api.post("/api/models", json={"name": "remote-embed", "provider": "openai_compatible", "kind": "embedding",
+                                           "model_id": "text-embedding-3-small", "endpoint": "http://127.0.0.1:9/v1",
+                                           "is_default": True})
+    assert remote.status_code == 201, remote.json
+    try:
+        # Writing says it could not index the note, and keeps it: nothing the client sent is lost.
+        res = api.put(f"/api/agents/{agent['id']}/memory", json={"notes": [{"key": "k", "text": "a note"}]})
+        assert res.status_code == 409 and res.json["error"]["code"] == "embedding_model_unusable", res.json
+        assert [n["key"] for n in api.get(f"/api/agents/{agent['id']}/memory").json["data"]["notes"]] == ["k"]
+        res = api.get(f"/api/agents/{agent['id']}/memory/recall", query_string={"query": "note"})
+        assert res.status_code == 409 and res.json["error"]["code"] == "embedding_model_unusable", res.json
+        assert res.json["error"]["details"] == {"model_id": remote.json["data"]["id"]}
+    finally:
+        api.put(f"/api/models/{builtin}", json={"is_default": True})
+
+
 def test_memory_is_bounded_versioned_and_deletable(api, app, chat_model, monkeypatch):
     monkeypatch.setattr(app.extensions["magnet.config"], "agent_memory_max_notes", 2)
     agent = _agent(api, chat_model, "bounded")

@@ -84,6 +84,7 @@ class MemoryRecall(MethodView):
     @requires("viewer")
     @blp.arguments(RecallArgs, location="query")
     @blp.response(200, _list_of(RecalledNoteSchema))
+    @blp.alt_response(409, description="No usable default embedding model to search the notes with")
     def get(self, args, agent_id):
         """Search the agent's notes as its recall tool does (semantic and lexical), best first"""
         agents.get_agent(agent_id)
