@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, MagnetError, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import AgentNote, AgentNoteVersion
 from app.services import engine, llm_models
@@ -180,6 +181,21 @@ def _embedder_and_model():
     return engine.embedder_for(model), model
 
 
+@contextmanager
+def _model_failures(model):
+    """A default embedding model that cannot be loaded or run (a local path with no model, say) is the
+    installation's problem, told as a 409 like an unusable provider; Magnet's own errors pass through."""
+    try:
+        yield
+    except MagnetError:
+        raise
+    except Exception as exc:
+        log.warning("agent memory: embedding model %s failed: %s", model.id, exc)
+        raise Conflict(f"Agent memory could not embed with the default embedding model, {model.name}: "
+                       f"{type(exc).__name__}. Make a working local model the default.",
+                       code="embedding_model_unusable", details={"model_id": model.id}) from exc
+
+
 def _stores(model=None):
     model = model or _embedder_and_model()[1]
     # One collection per embedding model: vectors of two models must never share one.
@@ -205,7 +221,9 @@ def _index(agent_id: str, notes: list[AgentNote]) -> None:
     db.session.commit()
     embedder, model = _embedder_and_model()
     vectors, lexical = _stores(model)
-    vectors.upsert(chunks, embedder.run([c.text for c in chunks]))
+    with _model_failures(model):
+        embeddings = embedder.run([c.text for c in chunks])
+    vectors.upsert(chunks, embeddings)
     lexical.upsert(chunks)
 
 
@@ -217,8 +235,9 @@ def recall(agent_id: str, query: str, k: int = DEFAULT_RECALL) -> list[dict[str,
     db.session.commit()  # no transaction open while searching
     embedder, model = _embedder_and_model()
     retriever = Retriever(embedder, [_stores(model)])
-    result = retriever.search(query, RetrievalSettings(mode="hybrid", top_k=k, candidate_k=max(50, k)),
-                              filters={"agent_id": agent_id})
+    with _model_failures(model):
+        result = retriever.search(query, RetrievalSettings(mode="hybrid", top_k=k, candidate_k=max(50, k)),
+                                  filters={"agent_id": agent_id})
     found = []
     for hit in result.hits:
         note = notes.get(hit.chunk_id)

@@ -105,6 +105,13 @@ def test_recall_without_a_usable_embedding_model_is_a_409_not_a_client_error(api
         res = api.get(f"/api/agents/{agent['id']}/memory/recall", query_string={"query": "note"})
         assert res.status_code == 409 and res.json["error"]["code"] == "embedding_model_unusable", res.json
         assert res.json["error"]["details"] == {"model_id": remote.json["data"]["id"]}
+        # A local model whose folder holds no model: the same 409, not a 500.
+        broken = api.post("/api/models", json={"name": "broken-local", "provider": "local", "kind": "embedding",
+                                               "model_id": "/nonexistent/model", "is_default": True})
+        assert broken.status_code == 201, broken.json
+        for res in (api.put(f"/api/agents/{agent['id']}/memory", json={"notes": [{"key": "k2", "text": "more"}]}),
+                    api.get(f"/api/agents/{agent['id']}/memory/recall", query_string={"query": "note"})):
+            assert res.status_code == 409 and res.json["error"]["code"] == "embedding_model_unusable", res.json
     finally:
         api.put(f"/api/models/{builtin}", json={"is_default": True})
 
