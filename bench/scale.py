@@ -1,7 +1,7 @@
 """How every cost grows with the corpus: sync, re-sync, memory, disk, search latency, HNSW recall, lists.
 
     nice -n 10 .venv/bin/python bench/scale.py [--sizes 10k,100k] [--queries 200] [--workdir DIR]
-        [--database-url postgresql://...] [--chroma-url http://127.0.0.1:PORT]
+        [--database-url postgresql://.../DB --chroma-server] [--results bench/results/scale-postgres.json]
 
 ``--sizes`` takes 10k, 100k and 1m (chunks; about 4k, 40k and 400k documents); 1m is opt-in (hours on a
 2-core machine). For each size the script writes a synthetic corpus (bench/scale_corpus.py: Zipf
@@ -19,6 +19,10 @@ listing, reading, hashing, parsing, chunking, Chroma and lexical writes, SQL boo
   ``ef_search``; ``GET .../documents`` page 1, the last page by ``page`` and the last page by ``cursor``;
   its peak RSS.
 * disk per chunk: the database (the lexical tables separately, via SQLite's dbstat), Chroma's folder.
+
+With ``--database-url`` (a PostgreSQL URL whose role may create databases) each size gets an empty
+database ``magnet_scale_<size>`` on that server; with ``--chroma-server`` each size gets its own fresh
+``chroma run`` on 127.0.0.1 (bench/scale_services.py), whose peak RSS is reported with the web process's.
 
 Every figure is also printed as a ratio to the first size's figure. Results: bench/results/scale.json,
 the plot bench/scale.svg (written by bench/scale_plot.py, no plotting library needed).
@@ -43,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.scale_corpus import centroids, documents_for, unit_vector, write_corpus  # noqa: E402
+from bench.scale_services import ChromaServer, folder_bytes, fresh_database, postgres_disk  # noqa: E402
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 CHUNK_NOISE, QUERY_NOISE = 1.5, 0.6
@@ -73,7 +78,7 @@ def make_app(data_dir: Path, corpus: Path, database_url: str | None, chroma_url:
 # --- building: corpus, cache pre-fill, queries and their exact top-10 -----------------------------------
 
 
-def prepare(size: str, workdir: Path, args) -> dict:
+def prepare(size: str, workdir: Path, args, urls: dict) -> dict:
     """Corpus, data dir, source and a pre-filled embedding cache; the queries with exact neighbours."""
     from app.services import indexes
     from app.services.knowledge_sources import create_source
@@ -87,7 +92,7 @@ def prepare(size: str, workdir: Path, args) -> dict:
     documents = documents_for(SIZES[size])
     topics = write_corpus(corpus, documents)
     written = time.perf_counter() - started
-    app = make_app(data, corpus, args.database_url, args.chroma_url)
+    app = make_app(data, corpus, urls["database_url"], urls["chroma_url"])
     rng = np.random.default_rng(5)
     query_docs = set(rng.choice(documents, size=min(args.queries, documents), replace=False).tolist())
     centres = centroids()
@@ -261,13 +266,13 @@ def list_timings(app, state: dict, secret: str, repeats: int = 5) -> dict:
 # --- disk ------------------------------------------------------------------------------------------------
 
 
-def disk(state: dict, args) -> dict:
+def disk(state: dict, urls: dict, chroma_folder: Path | None) -> dict:
     import sqlite3
 
     data = Path(state["data"])
-    chroma = sum(p.stat().st_size for p in (data / "chroma").rglob("*") if p.is_file()) if not args.chroma_url else None
-    if args.database_url:
-        return {"chroma_bytes": chroma}
+    chroma = folder_bytes(chroma_folder or data / "chroma") if chroma_folder or not urls["chroma_url"] else None
+    if urls["database_url"]:
+        return {**postgres_disk(urls["database_url"]), "chroma_bytes": chroma}
     db_file = data / "magnet.db"
     conn = sqlite3.connect(db_file)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -294,14 +299,29 @@ def measure(size: str, args) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (args.workdir / MARKER).touch()
     started = time.perf_counter()
-    state = prepare(size, workdir, args)
-    child_args = {"database_url": args.database_url, "chroma_url": args.chroma_url, "exact_max": args.exact_max}
-    sync = in_child(worker, state, child_args)
-    print(f"[{size}] sync: {json.dumps(sync)}", flush=True)
-    served = in_child(web, state, child_args)
-    print(f"[{size}] web: {json.dumps(served)}", flush=True)
-    result = {"size": size, "documents": state["documents"], "chunks": state["chunks"], "sync": sync,
-              "web": served, "disk": disk(state, args), "bench_seconds": time.perf_counter() - started}
+    # Each size gets an empty database and, with --chroma-server, its own Chroma server.
+    urls = {"database_url": fresh_database(args.database_url, size) if args.database_url else None,
+            "chroma_url": args.chroma_url}
+    server = None
+    if args.chroma_server:
+        shutil.rmtree(workdir / "chroma-server", ignore_errors=True)
+        server = ChromaServer(workdir / "chroma-server").start()
+        urls["chroma_url"] = server.url
+    try:
+        state = prepare(size, workdir, args, urls)
+        child_args = {**urls, "exact_max": args.exact_max}
+        sync = in_child(worker, state, child_args)
+        print(f"[{size}] sync: {json.dumps(sync)}", flush=True)
+        served = in_child(web, state, child_args)
+        if server:
+            served["chroma_server"] = server.memory_mb()
+        print(f"[{size}] web: {json.dumps(served)}", flush=True)
+        result = {"size": size, "documents": state["documents"], "chunks": state["chunks"], "sync": sync,
+                  "web": served, "disk": disk(state, urls, server.path if server else None),
+                  "bench_seconds": time.perf_counter() - started}
+    finally:
+        if server:
+            server.stop()
     print(f"[{size}] done in {result['bench_seconds']:.0f} s", flush=True)
     return result
 
@@ -319,6 +339,8 @@ def rows(result: dict) -> list[tuple[str, float, str]]:
         ("web peak RSS, default settings", w.get("rss_default_mb", w["peak_rss_mb"]), "MB"),
         ("web peak RSS, with a forced exact search", w["peak_rss_mb"], "MB"),
     ]
+    if "chroma_server" in w:
+        out.append(("Chroma server peak RSS", w["chroma_server"]["peak_rss_mb"], "MB"))
     for key in ("database_bytes", "lexical_bytes", "chroma_bytes"):
         if d.get(key) is not None:
             out.append((f"disk per chunk: {key.removesuffix('_bytes')}", d[key] / n, "B"))
@@ -369,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / ".work" / "scale")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in the data dir)")
     parser.add_argument("--chroma-url", default=None, help="a Chroma server (default: embedded Chroma)")
+    parser.add_argument("--chroma-server", action="store_true",
+                        help="start a fresh `chroma run` on 127.0.0.1 for each size and measure its memory")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where the results JSON goes (default bench/results/scale.json, or "
+                             "scale-postgres.json with --database-url); the plot goes next to it as .svg")
     parser.add_argument("--report", type=Path, default=None,
                         help="print the table and write the plot of an earlier run's results JSON; measure nothing")
     parser.add_argument("--exact-max", type=int, default=200_000,
@@ -379,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report(results))
         from bench.scale_plot import write_svg
 
-        write_svg(results, rows, ROOT / "bench" / "scale.svg")
+        write_svg(results, rows, plot_path(args.report))
         return 0
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     for size in sizes:  # 10k, 100k, 1m; any other NNk works too (e.g. 2k for a smoke run)
@@ -396,14 +423,19 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results)
     print(f"\nload average (1 min) before / after: {load:.1f} / {os.getloadavg()[0]:.1f}; "
           f"database: {'PostgreSQL' if args.database_url else 'SQLite'}, Chroma: "
-          f"{'server' if args.chroma_url else 'embedded'}\n\n{text}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(results, indent=2))
+          f"{'server' if args.chroma_url or args.chroma_server else 'embedded'}\n\n{text}")
+    path = args.results or ROOT / "bench" / "results" / ("scale-postgres.json" if args.database_url else "scale.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
     from bench.scale_plot import write_svg
 
-    write_svg(results, rows, ROOT / "bench" / "scale.svg")
+    write_svg(results, rows, plot_path(path))
     return 0
+
+
+def plot_path(results: Path) -> Path:
+    """bench/scale.svg for bench/results/scale.json, bench/scale-postgres.svg for scale-postgres.json."""
+    return ROOT / "bench" / (results.stem + ".svg")
 
 
 if __name__ == "__main__":

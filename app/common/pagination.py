@@ -36,7 +36,9 @@ def paginate(query: Select, model, args: dict) -> dict:
     ascending = args["order"] == "asc"
     direction = column.asc() if ascending else column.desc()
     tiebreak = model.id.asc() if ascending else model.id.desc()
-    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    # Counted over the ids alone: an index-only count, never a read of wide columns (a document's text).
+    counted = query.order_by(None).with_only_columns(model.id, maintain_column_froms=True)
+    total = db.session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
     page, limit = args["page"], args["limit"]
     ordered = query.order_by(direction, tiebreak)
     if args.get("cursor"):

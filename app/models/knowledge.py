@@ -58,8 +58,9 @@ class Document(TimestampMixin, Base):
     title: Mapped[str | None] = mapped_column(String(1000))
     page_count: Mapped[int | None]
     chunk_count: Mapped[int] = mapped_column(default=0)
-    # The extracted text, kept so a new index over this source re-chunks without re-parsing.
-    sections: Mapped[list] = mapped_column(default=list)
+    # The extracted text, kept so a new index over this source re-chunks without re-parsing. Deferred:
+    # a list page of 20 large PDFs would otherwise read every one's whole text for nothing.
+    sections: Mapped[list] = mapped_column(default=list, deferred=True)
     details: Mapped[dict] = mapped_column(default=dict)
     last_synced_at: Mapped[datetime | None]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import undefer
 
 from app.common.queue import enqueue
 from app.errors import NotFound, ServiceUnavailable, ValidationFailed
@@ -176,7 +177,7 @@ def _build(index: KnowledgeIndex) -> None:
 
     writer = IndexWriter(target(index), on_written=written)
     for document_id in todo:
-        document = db.session.get(Document, document_id)
+        document = db.session.get(Document, document_id, options=[undefer(Document.sections)])
         parsed = stored_document(document)
         previous = db.session.get(IndexedDocument, (index_id, document_id))
         count = previous.chunk_count if previous else 0

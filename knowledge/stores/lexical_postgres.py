@@ -23,7 +23,13 @@ from sqlalchemy import Engine, bindparam
 from sqlalchemy import text as sql_text
 
 from knowledge.stores import chunk_metadata, dedupe_chunks, json_dumps, safe_table_name, where_to_sql
-from knowledge.stores.lexical_terms import SCORE_DECIMALS, TERMS_VERSION, document_terms, query_terms
+from knowledge.stores.lexical_terms import (
+    SCORE_DECIMALS,
+    TERMS_VERSION,
+    document_terms,
+    informative_terms,
+    query_terms,
+)
 from knowledge.types import Chunk, Hit, iter_batches
 
 _BATCH = 500
@@ -219,7 +225,7 @@ class PostgresFtsIndex:
             hits_of = dict(conn.execute(sql_text(
                 f"SELECT term, count(*) FROM {self._post} WHERE term = ANY(CAST(:terms AS text[]))"
                 " GROUP BY term"), {"terms": terms}).all())
-            found = [t for t in terms if hits_of.get(t)]
+            found = [t for t in informative_terms(terms, hits_of, chunks) if hits_of.get(t)]
             if not found:
                 return []
             params: dict = {"terms": found, "idfs": [bm25_idf(chunks, hits_of[t]) for t in found], "k": k,

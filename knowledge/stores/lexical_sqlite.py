@@ -12,16 +12,52 @@ the FTS5 ``porter unicode61`` tokenizer used before) is re-tokenised from its st
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, bindparam
 from sqlalchemy import text as sql_text
 
 from knowledge.stores import chunk_metadata, dedupe_chunks, json_dumps, safe_table_name, where_to_sql
-from knowledge.stores.lexical_terms import SCORE_DECIMALS, TERMS_VERSION, document_terms, query_terms
+from knowledge.stores.lexical_terms import (
+    SCORE_DECIMALS,
+    TERMS_VERSION,
+    document_terms,
+    informative_terms,
+    query_terms,
+)
 from knowledge.types import Chunk, Hit, iter_batches
 
 _BATCH = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+_MAX_CACHED_TERMS = 100_000  # document frequencies kept per index and version
+
+
+class _TermStats:
+    """Per process: each index's chunk count and its terms' document frequencies, at one version.
+
+    The version is FTS5's structure record (``<table>_data`` row 10), which every write changes, so a
+    count is reused only while the index is exactly as it was when it was counted, in any process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_table: dict[str, tuple[bytes, int, dict[str, int]]] = {}
+
+    def get(self, table: str, version: bytes) -> tuple[int, dict[str, int]] | None:
+        with self._lock:
+            held = self._by_table.get(table)
+        return (held[1], held[2]) if held and held[0] == version else None
+
+    def put(self, table: str, version: bytes, rows: int, hits: dict[str, int]) -> None:
+        with self._lock:
+            held = self._by_table.get(table)
+            if held and held[0] == version and len(held[2]) < _MAX_CACHED_TERMS:
+                held[2].update(hits)
+            else:
+                self._by_table[table] = (version, rows, dict(hits))
+
+
+_TERM_STATS = _TermStats()
 
 
 def _fts_schema(table: str) -> str:
@@ -152,13 +188,15 @@ class SqliteFtsIndex:
         terms = query_terms(text)
         if not terms or k <= 0:
             return []
-        params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k}
-        cond = where_to_sql(where, "sqlite", params)
-        sql = (f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
-               f" WHERE {self.table} MATCH :match AND ({cond})"
-               f" ORDER BY round(rank, {SCORE_DECIMALS}), rowid LIMIT :k")
         with self.engine.begin() as conn:
             self._ensure(conn)
+            if len(terms) > 1:
+                terms = self._informative(conn, terms)
+            params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k}
+            cond = where_to_sql(where, "sqlite", params)
+            sql = (f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
+                   f" WHERE {self.table} MATCH :match AND ({cond})"
+                   f" ORDER BY round(rank, {SCORE_DECIMALS}), rowid LIMIT :k")
             rows = conn.execute(sql_text(sql), params).all()
         hits = []
         for rank, (chunk_id, body, meta, bm25) in enumerate(rows, start=1):
@@ -166,6 +204,24 @@ class SqliteFtsIndex:
             hits.append(Hit(chunk_id=chunk_id, text=body, score=score, metadata=json.loads(meta),
                             scores={"lexical": score}, ranks={"lexical": rank}))
         return hits
+
+    def _informative(self, conn, terms: list[str]) -> list[str]:
+        """``terms`` less those in half the chunks or more (``lexical_terms.informative_terms``).
+
+        A term's document frequency is the number of rows its FTS5 match has (what ``bm25()`` counts for
+        its idf); counting walks the term's postings, so counts are kept per index version.
+        """
+        version = conn.execute(sql_text(f"SELECT block FROM {self.table}_data WHERE id = 10")).scalar() or b""
+        held = _TERM_STATS.get(self.table, version)
+        rows, hits = held if held else (None, {})
+        if rows is None:
+            rows = int(conn.execute(sql_text(f"SELECT count(*) FROM {self._ids}")).scalar_one())
+        missing = {t: int(conn.execute(sql_text(f"SELECT count(*) FROM {self.table} WHERE {self.table} MATCH :t"),
+                                       {"t": f'"{t}"'}).scalar_one())
+                   for t in terms if t not in hits}
+        if missing or held is None:
+            _TERM_STATS.put(self.table, version, rows, missing)
+        return informative_terms(terms, {**hits, **missing}, rows)
 
     def count(self) -> int:
         """Number of chunks in the index."""

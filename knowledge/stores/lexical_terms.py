@@ -99,6 +99,21 @@ def document_terms(text: str) -> list[str]:
     return [_stem(w) for w, _ in _words(text)]
 
 
+def informative_terms(terms: list[str], hits: dict[str, int], rows: int) -> list[str]:
+    """The query terms worth matching on: a term in at least half of the index's chunks is left out when
+    the query has a term in fewer (and in at least one).
+
+    BM25's idf, as FTS5 computes it, is ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6: a term in half
+    the chunks or more weighs at most 2.2e-6 in any chunk's score, yet matching on it makes every chunk
+    that holds it a candidate, so a search costs a pass over most of the index (bench/scale.py: 3.3x
+    slower at 100k chunks) for a ranking it cannot change beyond the sixth decimal. Worse, in hybrid
+    search those near-zero matches pad the lexical list and get rank-fusion credit they did not earn.
+    A query whose every term is that common (or absent) keeps all its terms, as before.
+    """
+    kept = [t for t in terms if 2 * hits.get(t, 0) < rows]
+    return kept if any(hits.get(t, 0) for t in kept) else terms
+
+
 def query_terms(text: str) -> list[str]:
     """The distinct terms of free user text to search for, stopwords removed, at most MAX_QUERY_TERMS.
 

@@ -158,6 +158,31 @@ def test_documents_cursor_page_is_an_index_range_scan(api, app):
     assert "ix_documents_source_created" in plan, plan
 
 
+def test_a_documents_page_never_reads_the_documents_text(api):
+    """A page lists 20 documents; their stored text (every section of a 500-page PDF) is not part of the
+    listing, so it is not read: a page costs the same whatever the documents hold."""
+    source_id = _source_with_documents(api, 3)
+    for document in db.session.query(Document).filter_by(source_id=source_id):
+        document.sections = [{"text": "x" * 100_000, "page": 1, "heading_path": [], "metadata": {}}]
+    db.session.commit()
+    selects = []
+
+    def capture(conn, cursor_, statement, parameters, context, executemany):
+        if "FROM documents" in statement:
+            selects.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        body = api.get(f"/api/knowledge-sources/{source_id}/documents?limit=2").json
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(body["data"]) == 2
+    assert selects and not [s for s in selects if "sections" in s], selects
+    # The text is still there for what needs it (a new index re-chunks from it).
+    document = db.session.get(Document, body["data"][0]["id"])
+    assert len(document.sections[0]["text"]) == 100_000
+
+
 def _number_cursor_status(raw: bytes) -> int:
     """The status a cursor gets on a list sorted by an integer column, checked at the decoder the lists use."""
     import base64

@@ -91,12 +91,17 @@ def test_an_identifier_outranks_its_neighbours(docs_index):
 
 def reference_bm25(chunks, query: str) -> list[tuple[str, float]]:
     """BM25 as SQLite FTS5's bm25() defines it (k1 1.2, b 0.75, idf floored at 1e-6), computed here from
-    the shared terms: every backend's scores must equal it."""
+    the shared terms: every backend's scores must equal it. A term in half the chunks or more is not
+    searched for when the query has a term found in fewer (lexical_terms.informative_terms)."""
     tfs = {c.id: Counter(document_terms(c.text)) for c in chunks}
     n = len(chunks)
     avgdl = sum(sum(tf.values()) for tf in tfs.values()) / n
     scores: dict[str, float] = {}
-    for term in query_terms(query):
+    terms = query_terms(query)
+    df = {t: sum(1 for tf in tfs.values() if t in tf) for t in terms}
+    if any(0 < df[t] < n / 2 for t in terms):
+        terms = [t for t in terms if df[t] < n / 2]
+    for term in terms:
         hits = sum(1 for tf in tfs.values() if term in tf)
         if not hits:
             continue
@@ -118,6 +123,24 @@ def test_scores_are_bm25_of_the_shared_terms(docs_index, query):
     for cid, score in expected:
         assert got[cid] == pytest.approx(score, rel=1e-9), cid
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_term_in_half_the_chunks_is_not_searched_for_next_to_rarer_ones(index):
+    """"report" is in 7 of 8 chunks: BM25 weighs it 1e-6, so it does not make its chunks candidates when
+    the query has a rarer term; alone (or next to a term found nowhere) it is searched for as before.
+    How common a term is, is counted again after every write."""
+    chunks = [make_chunk(f"r{i}", f"quarterly report number {i}", "d") for i in range(6)] + [
+        make_chunk("audit", "annual audit findings", "d"), make_chunk("other", "audit report", "d")]
+    index.upsert(chunks)
+    assert set(ids(index.query("report audit", k=20))) == {"audit", "other"}
+    assert len(index.query("report", k=20)) == 7
+    assert len(index.query("report xyzzy", k=20)) == 7
+    # Ten more chunks: "report" is in 7 of 18, rare enough to be searched for again, and scored as BM25 says.
+    more = [make_chunk(f"p{i}", f"plain words {i}", "d") for i in range(10)]
+    index.upsert(more)
+    got = {h.chunk_id: h.score for h in index.query("report audit", k=20)}
+    assert set(got) == {"audit", "other", *(f"r{i}" for i in range(6))}
+    assert got == pytest.approx(dict(reference_bm25(chunks + more, "report audit")), rel=1e-9)
 
 
 def test_ties_break_by_insertion_order(index):
