@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -288,10 +289,13 @@ def in_child(fn, *fn_args):
     """Run ``fn`` in a fresh spawned process, so its peak RSS is its own."""
     pool = multiprocessing.get_context("spawn").Pool(1)
     try:
-        return pool.apply(fn, fn_args)
-    finally:  # close + join, not the context manager's terminate(), which leaks the pool's semaphore
-        pool.close()
-        pool.join()
+        result = pool.apply(fn, fn_args)
+    except BaseException:  # interrupted: stop the child now rather than wait for its work to end
+        pool.terminate()
+        raise
+    pool.close()  # close + join, not terminate(), which leaks the pool's semaphore
+    pool.join()
+    return result
 
 
 def measure(size: str, args) -> dict:
@@ -401,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exact-max", type=int, default=200_000,
                         help="time exact dense search (a full snapshot) only up to this many chunks")
     args = parser.parse_args(argv)
+    # A plain kill must still stop this run's Chroma server and child processes (``finally`` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.report:
         results = json.loads(args.report.read_text())
         print(report(results))

@@ -192,9 +192,12 @@ class DirectoryConnector:
                                  "outside the source root"), metadata={"path": rel})
                 continue
             modified = datetime.fromtimestamp(st.st_mtime, UTC).isoformat().replace("+00:00", "Z")
+            # What git and rsync trust to skip reading a file: any write changes the change time, which no
+            # user can set back (unlike the modification time), and a replaced file has a new inode.
+            stat = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
             yield SourceItem(external_id=rel, name=name, read=_reader(path, rel), size=st.st_size,
                              mime_type=mimetypes.guess_type(name)[0],
-                             metadata={"path": rel, "modified_at": modified})
+                             metadata={"path": rel, "modified_at": modified, "stat": stat})
 
     @property
     def shown(self) -> str:

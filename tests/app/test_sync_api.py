@@ -1,4 +1,5 @@
 """Syncing real files through the API: incremental by hash, deletions, failures recorded, cancel, 409."""
+import os
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,35 @@ def test_unreachable_directory_fails_the_run_and_loses_nothing(app, api, worker,
     assert str(folder.parent) not in run["message"]
     assert len(_documents(api, source["id"])) == 4  # nothing deleted by a failed listing
     assert api.get(f"/api/knowledge-sources/{source['id']}").json["data"]["status"] == "error"
+
+
+def test_resync_trusts_an_unchanged_files_stat_and_reads_a_changed_one(app, api, worker, source, folder, monkeypatch):
+    """An unchanged file is not even read on a re-sync (size, times and inode as when it was indexed), but
+    a file rewritten with bytes of the same length and its modification time set back is: the change time
+    moved. A file only touched is read once, found the same, and trusted again from then on."""
+    from app.services import sync as sync_service
+
+    sync(api, source["id"])
+    read = []
+    real_read = sync_service.read_item
+    monkeypatch.setattr(sync_service, "read_item", lambda item, limit: read.append(item.external_id)
+                        or real_read(item, limit))
+    run = sync(api, source["id"])
+    assert run["counts"]["unchanged"] == 3 and run["counts"]["failed"] == 1
+    assert read == ["broken.pdf"]  # the failure is read again (it is reported every run); nothing else
+
+    faq = folder / "faq.txt"
+    before = faq.stat()
+    faq.write_text(faq.read_text().replace("fourteen", "eighteen"))  # same length
+    os.utime(faq, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert faq.stat().st_size == before.st_size and faq.stat().st_mtime_ns == before.st_mtime_ns
+    os.utime(folder / "guides" / "install.md")  # touched: same bytes, new times
+    read.clear()
+    run = sync(api, source["id"])
+    assert sorted(read) == ["broken.pdf", "faq.txt", "guides/install.md"]
+    assert run["counts"]["updated"] == 1 and run["counts"]["unchanged"] == 2
+    assert _stores(source["id"]).lexical.query("eighteen days", 1)[0].metadata["document_id"] == \
+        _documents(api, source["id"])["faq.txt"]["id"]
+    read.clear()
+    run = sync(api, source["id"])
+    assert read == ["broken.pdf"] and run["counts"]["unchanged"] == 3
