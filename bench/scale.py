@@ -57,6 +57,11 @@ MARKER = ".magnet-bench-scale"
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that across fork and exec, so
+    a spawned child would start at the bench's RSS when it forked (its corpus vectors and all)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
