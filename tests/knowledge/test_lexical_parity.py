@@ -143,6 +143,27 @@ def test_a_term_in_half_the_chunks_is_not_searched_for_next_to_rarer_ones(index)
     assert got == pytest.approx(dict(reference_bm25(chunks + more, "report audit")), rel=1e-9)
 
 
+@pytest.mark.parametrize("where", [{"ordinal": {"$gte": 0}}, {"ordinal": {"$in": [1, 4]}}, {"ordinal": 3},
+                                   {"ordinal": 99}])
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_a_filtered_search_is_the_best_k_of_the_chunks_that_pass(index, where, k):
+    """Filters that pass nearly all, some or none of the matches, with k small enough that PostgreSQL
+    first tries the best 4k chunks alone: the result is always the first k of the full BM25 ranking of
+    the chunks that pass (ties, here many, by insertion order)."""
+    chunks = [make_chunk(f"c{i:02d}", " ".join(["audit"] * (i % 4 + 1) + ["filler"] * (i % 5)), "d", ordinal=i % 5)
+              for i in range(40)]
+    index.upsert(chunks)
+    allowed = {c.id for c in chunks if (where.get("ordinal") == c.ordinal if isinstance(where["ordinal"], int)
+                                         else c.ordinal >= 0 if "$gte" in where["ordinal"]
+                                         else c.ordinal in where["ordinal"]["$in"])}
+    order = {c.id: n for n, c in enumerate(chunks)}
+    expected = sorted(((cid, sc) for cid, sc in reference_bm25(chunks, "audit") if cid in allowed),
+                      key=lambda kv: (-round(kv[1], 9), order[kv[0]]))[:k]
+    hits = index.query("audit", k=k, where=where)
+    assert ids(hits) == [cid for cid, _ in expected]
+    assert [h.score for h in hits] == pytest.approx([sc for _, sc in expected], rel=1e-9)
+
+
 def test_ties_break_by_insertion_order(index):
     index.upsert([make_chunk(c, "identical text about invoices", "d") for c in ("c3", "c1", "c2")])
     hits = index.query("invoices", k=5)
@@ -209,10 +230,37 @@ def test_a_long_index_name_fits_every_identifier(lexical_engine):
             t = index.table
             # (the identity column's sequence is named by PostgreSQL itself, which keeps it unique)
             assert {r for r in relations if not r.endswith("_seq")} == {
-                t, f"{t}_pkey", f"{t}_doc", f"{t}_p", f"{t}_pk", f"{t}_pc", f"{t}_s"}
+                t, f"{t}_pkey", f"{t}_doc", f"{t}_p", f"{t}_pt", f"{t}_pc", f"{t}_s"}
     finally:
         index.drop()
     assert not [t for t in inspect(lexical_engine).get_table_names() if t.startswith(index.table)]
+
+
+@pytest.mark.postgres
+def test_postgresql_postings_of_an_earlier_release_get_the_covering_key():
+    """Indexes made before kept postings under a primary key (term, chunk_id) without tf and length, so a
+    query read one heap page per posting; the first open now swaps in the covering unique index."""
+    assert POSTGRES_URL, "MAGNET_TEST_POSTGRES_URL is not set: run with -m 'not postgres'"
+    lexical_engine = create_engine(POSTGRES_URL)
+    name = unique_name("pk")
+    index = make_lexical_index(lexical_engine, name)
+    try:
+        index.upsert(DOCS)
+        with lexical_engine.begin() as conn:  # back to the earlier layout
+            conn.execute(sql_text(f"DROP INDEX {index.table}_pt"))
+            conn.execute(sql_text(f"ALTER TABLE {index._post} ADD CONSTRAINT {index.table}_pk"
+                                  " PRIMARY KEY (term, chunk_id)"))
+        reopened = make_lexical_index(lexical_engine, name)
+        expected = reference_bm25(DOCS, "release memory leak")
+        assert [(h.chunk_id, h.score) for h in reopened.query("release memory leak", k=20)] == \
+            [(cid, pytest.approx(score, rel=1e-9)) for cid, score in expected]
+        with lexical_engine.connect() as conn:
+            keys = set(conn.execute(sql_text("SELECT indexrelid::regclass::text FROM pg_index"
+                                             " WHERE indrelid = CAST(:t AS regclass)"), {"t": index._post}).scalars())
+        assert keys == {f"{index.table}_pt", f"{index.table}_pc"}
+    finally:
+        index.drop()
+        lexical_engine.dispose()
 
 
 # --- indexes written before this tokenisation ---------------------------------------------------------
