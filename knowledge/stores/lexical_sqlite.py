@@ -192,12 +192,21 @@ class SqliteFtsIndex:
             self._ensure(conn)
             if len(terms) > 1:
                 terms = self._informative(conn, terms)
-            params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k}
+            params: dict = {"match": " OR ".join(f'"{t}"' for t in terms), "k": k, "probe": 4 * k}
             cond = where_to_sql(where, "sqlite", params)
-            sql = (f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
-                   f" WHERE {self.table} MATCH :match AND ({cond})"
-                   f" ORDER BY round(rank, {SCORE_DECIMALS}), rowid LIMIT :k")
-            rows = conn.execute(sql_text(sql), params).all()
+            order = f"ORDER BY round(rank, {SCORE_DECIMALS}), rowid"
+            rows = []
+            if where:
+                # The filter read on the 4k best matches first (reading every match's metadata cost more
+                # than ranking them): if k pass, they are the k best of all that pass, as the order is total.
+                rows = conn.execute(sql_text(
+                    f"SELECT chunk_id, text, meta, rank FROM (SELECT rowid, chunk_id, text, meta,"
+                    f" bm25({self.table}) AS rank FROM {self.table} WHERE {self.table} MATCH :match {order}"
+                    f" LIMIT :probe) WHERE ({cond}) {order} LIMIT :k"), params).all()
+            if len(rows) < k:
+                rows = conn.execute(sql_text(
+                    f"SELECT chunk_id, text, meta, bm25({self.table}) AS rank FROM {self.table}"
+                    f" WHERE {self.table} MATCH :match AND ({cond}) {order} LIMIT :k"), params).all()
         hits = []
         for rank, (chunk_id, body, meta, bm25) in enumerate(rows, start=1):
             score = -float(bm25)
