@@ -131,6 +131,19 @@ def test_every_side_agrees(stores, where, expected):
         assert {h.chunk_id for h in result.hits} == expected, settings
 
 
+@pytest.mark.parametrize(("where", "expected"), FILTERS, ids=[str(f) for f, _ in FILTERS])
+def test_approximate_search_filters_its_nearest_first_and_agrees_with_exact_search(stores, where, expected):
+    """With k = 1 the HNSW path filters the 4 nearest chunks itself; when none of them passes (or the
+    filter passes fewer than k) it asks Chroma's filtered search. Either way: the exact search's best."""
+    vectors, lexical = stores
+    retriever = Retriever(FixedEmbedder(), [(vectors, lexical)])
+    exact = retriever.search("note", RetrievalSettings(mode="dense", top_k=1, candidate_k=1), filters=where)
+    approximate = retriever.search("note", RetrievalSettings(mode="dense", top_k=1, candidate_k=1,
+                                                             exact_search_max=0), filters=where)
+    assert [h.chunk_id for h in approximate.hits] == [h.chunk_id for h in exact.hits]
+    assert {h.chunk_id for h in exact.hits} <= expected and len(exact.hits) == min(1, len(expected))
+
+
 @pytest.mark.parametrize(
     ("where", "operator", "path"),
     [
