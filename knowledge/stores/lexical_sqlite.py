@@ -222,9 +222,11 @@ class SqliteFtsIndex:
         """
         version = conn.execute(sql_text(f"SELECT block FROM {self.table}_data WHERE id = 10")).scalar() or b""
         held = _TERM_STATS.get(self.table, version)
-        rows, hits = held if held else (None, {})
+        rows, cached = held if held else (None, {})
         if rows is None:
             rows = int(conn.execute(sql_text(f"SELECT count(*) FROM {self._ids}")).scalar_one())
+        # Looked up term by term, never iterated: other threads may add to the cached dict meanwhile.
+        hits = {t: cached[t] for t in terms if t in cached}
         missing = {t: int(conn.execute(sql_text(f"SELECT count(*) FROM {self.table} WHERE {self.table} MATCH :t"),
                                        {"t": f'"{t}"'}).scalar_one())
                    for t in terms if t not in hits}
