@@ -1,4 +1,4 @@
-"""Sync runs: start (202), cancel, and the background work that makes a source's indexes match it.
+"""Sync runs: the background work that makes a source's indexes match it (run records: sync_runs).
 
 Incremental by content hash: an unchanged document costs one read and one hash (an upload: no read), no
 parsing or embedding. A changed document replaces its chunks in place (see knowledge.pipeline); a document
@@ -11,14 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 
-from app.common.queue import enqueue
-from app.errors import Conflict, NotFound, ServiceUnavailable
 from app.extensions import db
 from app.models import (
-    ACTIVE_SYNC_STATUSES,
     INDEXED_STATUSES,
     Document,
     IndexedDocument,
@@ -33,6 +29,14 @@ from app.services.leases import Lease
 from app.services.liveness import RunHeartbeat
 from app.services.sources_config import connector_for, hide_server_paths, max_file_size, ocr_mode
 from app.services.sync_documents import indexed_state, reads_pixels, run_timings
+from app.services.sync_runs import (  # noqa: F401 (start_sync ... cancel_sync are this module's API too)
+    active_run,
+    cancel_sync,
+    finish_run,
+    get_run,
+    request_resync,
+    start_sync,
+)
 from app.services.usage import record_writer_embeddings
 from knowledge.loaders import get_loader, load_document
 from knowledge.pipeline import IndexWriter, WrittenDocument, read_item, sha256_bytes
@@ -62,83 +66,6 @@ def _gone(exc: IngestError) -> bool:
     if exc.code == "outside_root":
         return True
     return exc.code == "fetch_failed" and exc.details.get("status") in GONE_HTTP_STATUSES
-
-
-def start_sync(source_id: str, trigger: str = "manual") -> SyncRun:
-    """Queue a sync of a source; 409 if one is already queued or running (the database enforces it)."""
-    source = db.session.get(KnowledgeSource, source_id)
-    if source is None:
-        raise NotFound(f"Knowledge source {source_id} does not exist.")
-    run = SyncRun(source_id=source_id, trigger=trigger)
-    db.session.add(run)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        from app.services.sync_recovery import fail_dead_runs
-
-        if fail_dead_runs(source_id):  # the active run's worker had died: that run no longer blocks
-            return start_sync(source_id, trigger)
-        active = active_run(source_id)
-        raise Conflict(
-            f"A sync of {source.name} is already {active.status if active else 'running'}.",
-            code="sync_in_progress",
-            details={"run_id": active.id if active else None},
-        ) from None
-    run_id = run.id
-    try:
-        enqueue("sync_source", run_id)
-    except ServiceUnavailable:
-        # No message, no run: a queued run nobody will ever take would block the next sync with 409.
-        db.session.rollback()
-        db.session.execute(delete(SyncRun).where(SyncRun.id == run_id, SyncRun.status == "queued"))
-        db.session.commit()
-        raise
-    return run
-
-
-def request_resync(source_id: str) -> SyncRun | None:
-    """Files arrived while a sync runs: start another sync as soon as this one ends.
-
-    If the running sync ended between the caller's failed start and this flag, it never reads the flag:
-    the next sync is then started here, and returned.
-    """
-    flag = update(KnowledgeSource).where(KnowledgeSource.id == source_id)
-    db.session.execute(flag.values(resync_requested=True))
-    db.session.commit()
-    if active_run(source_id) is not None:
-        return None  # it reads the flag in the transaction that ends it (see _update_source_after)
-    db.session.execute(flag.values(resync_requested=False))
-    db.session.commit()
-    try:
-        return start_sync(source_id, trigger="upload")
-    except Conflict:
-        return None  # another sync started meanwhile: it lists the folder after these files were saved
-
-
-def active_run(source_id: str) -> SyncRun | None:
-    return db.session.execute(
-        select(SyncRun).where(SyncRun.source_id == source_id, SyncRun.status.in_(ACTIVE_SYNC_STATUSES))
-    ).scalar_one_or_none()
-
-
-def get_run(source_id: str, run_id: str) -> SyncRun:
-    run = db.session.get(SyncRun, run_id)
-    if run is None or run.source_id != source_id:
-        raise NotFound(f"Sync run {run_id} does not exist for source {source_id}.")
-    return run
-
-
-def cancel_sync(source_id: str, run_id: str) -> SyncRun:
-    """Ask a run to stop. A queued run stops at once; a running one at its next document."""
-    run = get_run(source_id, run_id)
-    if run.status not in ACTIVE_SYNC_STATUSES:
-        raise Conflict(f"Sync run {run_id} has already ended ({run.status}).", code="sync_finished")
-    run.cancel_requested = True
-    if run.status == "queued":
-        _finish(run, "cancelled", "Cancelled before it started.")
-    db.session.commit()
-    return run
 
 
 def run_sync(run_id: str) -> None:
@@ -183,14 +110,14 @@ def _run_claimed(run_id: str) -> None:
             lost = True
         except SyncCancelled:
             db.session.rollback()
-            _finish(run, "cancelled", "Cancelled; documents already synced keep their new version.")
+            finish_run(run, "cancelled", "Cancelled; documents already synced keep their new version.")
         except IngestError as exc:
             db.session.rollback()
-            _finish(run, "failed", exc.message)
+            finish_run(run, "failed", exc.message)
         except Exception as exc:  # the run must end visibly, whatever happened
             log.exception("sync %s failed", run_id)
             db.session.rollback()
-            _finish(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
+            finish_run(run, "failed", f"Internal error: {type(exc).__name__}: {exc}"[:1000])
     if sync is not None:  # whatever the outcome: what was embedded was spent
         try:
             sync.record_usage()
@@ -202,12 +129,6 @@ def _run_claimed(run_id: str) -> None:
         log.warning("sync %s was reaped as lost while it ran: its outcome is left as the reaper wrote it", run_id)
         return
     _update_source_after(run)
-
-
-def _finish(run: SyncRun, status: str, message: str | None = None) -> None:
-    run.status = status
-    run.message = hide_server_paths(message) if message else message
-    run.finished_at = utcnow()
 
 
 def _update_source_after(run: SyncRun, resync: bool = True) -> None:
@@ -301,7 +222,7 @@ class _SourceSync:
         if self.source.type == "web":
             self.run.documents_total = self.run.documents_done
         index_service.mark_ready(self.index_ids)
-        _finish(self.run, "completed_with_errors" if self.run.failed else "completed", None)
+        finish_run(self.run, "completed_with_errors" if self.run.failed else "completed", None)
 
     # -- one document -------------------------------------------------------------------------
 
